@@ -1,0 +1,449 @@
+import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { readFileSync, globSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { join, resolve } from 'node:path';
+import {
+  CoreApi,
+  provideCoreApi,
+  type FunctionMetadata,
+  type InvocationResponse,
+  type LogCategory,
+  type LogLevel,
+  type RegisteredFunction,
+  type RpcBindingInfo,
+  type RpcTypedData,
+} from './core-api';
+import { parseSchedule } from './ncrontab';
+import { compileRoute, type CompiledRoute } from './routes';
+import { LocalServiceBusQueue, QueuePump, type ReceivedMessage } from './service-bus-queue';
+
+/**
+ * A local stand-in for the Azure Functions host (Core Tools cannot be installed here). It loads the app's
+ * entry points as the Node.js worker does, through `@azure/functions-core`, and drives the app's triggers:
+ * NCRONTAB timers (never overlapping, like the singleton timer lock), HTTP routes with function keys, and
+ * Service Bus queue triggers fed from Azurite queues with peek-lock, delivery count and dead-lettering.
+ * It also serves the host's admin API: POST /admin/functions/{name} runs a non-HTTP function on demand.
+ */
+
+export interface HostOptions {
+  /** The app folder: its package.json `main` names the entry points, its host.json the host settings. */
+  appDir: string;
+  /** HTTP port; 0 picks a free one. */
+  port: number;
+  masterKey?: string;
+  functionKey?: string;
+  /** Service Bus queue property (not in host.json): deliveries before dead-lettering. */
+  maxDeliveryCount?: number;
+  /** Service Bus queue property: peek-lock duration. */
+  lockDurationSeconds?: number;
+  /** Settings the app reads (defaults to process.env); %NAME% binding expressions resolve against them. */
+  settings?: Record<string, string | undefined>;
+  log?: (line: string) => void;
+}
+
+interface HostJson {
+  functionTimeout?: string;
+  extensions?: {
+    http?: { routePrefix?: string };
+    serviceBus?: { maxConcurrentCalls?: number };
+  };
+}
+
+type Trigger = RpcBindingInfo & { name: string };
+
+export class FunctionHost {
+  readonly api: CoreApi;
+  readonly masterKey: string;
+  readonly functionKey: string;
+  private server: Server | undefined;
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly running = new Set<Promise<unknown>>();
+  private readonly pumps: QueuePump[] = [];
+  private readonly routes: { fn: RegisteredFunction; route: CompiledRoute; methods: string[]; authLevel: string }[] =
+    [];
+  private readonly hostJson: HostJson;
+  private readonly settings: Record<string, string | undefined>;
+  private readonly log: (line: string) => void;
+  private stopping = false;
+  url = '';
+
+  constructor(private readonly options: HostOptions) {
+    this.settings = options.settings ?? process.env;
+    this.log = options.log ?? ((line) => console.log(line));
+    this.masterKey = options.masterKey ?? randomBytes(24).toString('base64url');
+    this.functionKey = options.functionKey ?? randomBytes(24).toString('base64url');
+    this.hostJson = JSON.parse(readFileSync(join(options.appDir, 'host.json'), 'utf8')) as HostJson;
+    this.api = new CoreApi((level, category, message) => this.write(level, category, message));
+  }
+
+  /** Loads the app and starts every trigger. */
+  async start(): Promise<void> {
+    provideCoreApi(this.api);
+    for (const file of this.entryPoints()) require(file);
+    if (!this.api.programmingModel)
+      throw new Error('the app did not load @azure/functions: no programming model was set');
+    await this.api.runHooks('appStart', { hookData: {} });
+    for (const fn of this.api.functions.values()) this.describe(fn); // fail on unsupported triggers before starting any
+    await this.startHttp();
+    for (const fn of this.api.functions.values()) await this.startTrigger(fn);
+    this.write('information', 'system', `Host started with ${this.api.functions.size} function(s) at ${this.url}`);
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    for (const timer of this.timers.values()) clearTimeout(timer);
+    await Promise.all(this.pumps.map((pump) => pump.stop()));
+    await Promise.allSettled([...this.running]);
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    this.server?.closeAllConnections();
+    await this.api.runHooks('appTerminate', { hookData: {} });
+  }
+
+  /** The function list as the real host's admin API shows it. */
+  functions(): { name: string; trigger: string; bindings: FunctionMetadata['bindings'] }[] {
+    return [...this.api.functions.values()].map((fn) => ({
+      name: fn.metadata.name,
+      trigger: this.trigger(fn).type ?? '',
+      bindings: fn.metadata.bindings,
+    }));
+  }
+
+  /** Runs one invocation through the library's invocation model, exactly as the worker does. */
+  async invoke(
+    name: string,
+    triggerData: RpcTypedData,
+    triggerMetadata: Record<string, RpcTypedData> = {}
+  ): Promise<InvocationResponse> {
+    const fn = this.api.functions.get(name);
+    if (!fn) throw new Error(`no function named "${name}"`);
+    const trigger = this.trigger(fn);
+    const invocationId = randomUUID();
+    const model = this.api.programmingModel!.getInvocationModel({
+      invocationId,
+      metadata: fn.metadata,
+      request: { inputData: [{ name: trigger.name, data: triggerData }], triggerMetadata },
+      log: (level, category, message) => this.write(level, category, message, name, invocationId),
+    });
+    const work = (async () => {
+      const { context, inputs } = await model.getArguments();
+      const hookData = {};
+      await this.api.runHooks('preInvocation', { invocationContext: context, inputs, hookData });
+      let result: unknown;
+      let error: unknown;
+      try {
+        result = await this.withTimeout(model.invokeFunction(context, inputs, fn.callback), name);
+      } catch (err) {
+        error = err;
+      }
+      await this.api.runHooks('postInvocation', { invocationContext: context, inputs, result, error, hookData });
+      if (error !== undefined) throw error;
+      return model.getResponse(context, result);
+    })();
+    this.running.add(work);
+    try {
+      return await work;
+    } catch (err) {
+      this.write('error', 'system', `Executed '${name}' (Failed, Id=${invocationId}): ${(err as Error).message}`);
+      throw err;
+    } finally {
+      this.running.delete(work);
+    }
+  }
+
+  private entryPoints(): string[] {
+    const pkg = JSON.parse(readFileSync(join(this.options.appDir, 'package.json'), 'utf8')) as { main?: string };
+    if (!pkg.main)
+      throw new Error(`${this.options.appDir}/package.json has no "main": it must name the function entry points`);
+    const files = globSync(pkg.main, { cwd: this.options.appDir })
+      .map((f) => resolve(this.options.appDir, f))
+      .sort();
+    if (files.length === 0)
+      throw new Error(`no entry point matches "main": "${pkg.main}" in ${this.options.appDir} (did you build?)`);
+    return files;
+  }
+
+  private trigger(fn: RegisteredFunction): Trigger {
+    const entry = Object.entries(fn.metadata.bindings).find(
+      ([, b]) => b.direction === 'in' && b.type?.endsWith('Trigger')
+    );
+    if (!entry) throw new Error(`function "${fn.metadata.name}" has no trigger binding`);
+    return { ...entry[1], name: entry[0] };
+  }
+
+  private describe(fn: RegisteredFunction): void {
+    const type = this.trigger(fn).type;
+    if (!['httpTrigger', 'timerTrigger', 'serviceBusTrigger'].includes(type ?? '')) {
+      throw new Error(
+        `function "${fn.metadata.name}" uses trigger type "${type}", which the local host does not support`
+      );
+    }
+  }
+
+  /** Resolves %SETTING% binding expressions from app settings, as the host does. */
+  private resolveSetting(value: unknown, what: string): string {
+    return String(value).replace(/%([^%]+)%/g, (_, name: string) => {
+      const resolved = this.settings[name];
+      if (resolved === undefined) throw new Error(`${what} refers to app setting %${name}%, which is not set`);
+      return resolved;
+    });
+  }
+
+  private async startTrigger(fn: RegisteredFunction): Promise<void> {
+    const trigger = this.trigger(fn);
+    if (trigger.type === 'timerTrigger') this.startTimer(fn, trigger);
+    if (trigger.type === 'serviceBusTrigger') await this.startQueue(fn, trigger);
+    if (trigger.type === 'httpTrigger') {
+      const route = this.resolveSetting(trigger.route ?? fn.metadata.name, `function "${fn.metadata.name}" route`);
+      this.routes.push({
+        fn,
+        route: compileRoute(route),
+        methods: ((trigger.methods as string[] | undefined) ?? ['GET', 'POST']).map((m) => m.toUpperCase()),
+        authLevel: String(trigger.authLevel ?? 'function').toLowerCase(),
+      });
+    }
+  }
+
+  private startTimer(fn: RegisteredFunction, trigger: Trigger): void {
+    const name = fn.metadata.name;
+    const schedule = parseSchedule(this.resolveSetting(trigger.schedule, `function "${name}" schedule`));
+    let last: Date | undefined;
+    const fire = async (): Promise<void> => {
+      const now = new Date();
+      const next = schedule.next(now);
+      const status = { Last: (last ?? now).toISOString(), Next: next.toISOString(), LastUpdated: now.toISOString() };
+      last = now;
+      await this.invoke(name, {
+        json: JSON.stringify({ Schedule: { AdjustForDST: true }, ScheduleStatus: status, IsPastDue: false }),
+      }).catch(
+        () => undefined // already logged; a failed timer run is not retried, as in Azure
+      );
+    };
+    // The next occurrence is computed after a run ends, so runs of one timer never overlap.
+    const arm = (): void => {
+      if (this.stopping) return;
+      const delay = Math.max(0, schedule.next(new Date()).getTime() - Date.now());
+      this.timers.set(
+        name,
+        setTimeout(() => void fire().finally(arm), delay)
+      );
+    };
+    if (trigger.runOnStartup === true) void fire().finally(arm);
+    else arm();
+  }
+
+  private async startQueue(fn: RegisteredFunction, trigger: Trigger): Promise<void> {
+    const name = fn.metadata.name;
+    if (trigger.cardinality === 'many')
+      throw new Error(`function "${name}": cardinality "many" is not supported by the local host`);
+    const queueName = this.resolveSetting(trigger.queueName, `function "${name}" queueName`);
+    if (!queueName || queueName === 'undefined')
+      throw new Error(
+        `function "${name}": the local host supports queue triggers (queueName), not topic subscriptions`
+      );
+    const connectionString = this.settings.AzureWebJobsStorage;
+    if (!connectionString) {
+      throw new Error(
+        `function "${name}": the local host feeds Service Bus triggers from Azurite and needs AzureWebJobsStorage (the local stack connection string)`
+      );
+    }
+    const queue = new LocalServiceBusQueue(connectionString, queueName);
+    await queue.ensureExists();
+    const binary = trigger.dataType === 'binary';
+    const pump = new QueuePump(queue, (message) => this.invokeQueue(name, message, binary), {
+      maxConcurrentCalls: this.hostJson.extensions?.serviceBus?.maxConcurrentCalls ?? 16,
+      lockDurationSeconds: this.options.lockDurationSeconds ?? 30,
+      maxDeliveryCount: this.options.maxDeliveryCount ?? 10,
+      log: (level, message) => this.write(level, 'system', message, name),
+    });
+    pump.start();
+    this.pumps.push(pump);
+  }
+
+  private async invokeQueue(name: string, message: ReceivedMessage, binary: boolean): Promise<void> {
+    const str = (value: string | undefined): RpcTypedData | undefined =>
+      value === undefined ? undefined : { string: value };
+    const metadata: Record<string, RpcTypedData | undefined> = {
+      MessageId: str(message.messageId),
+      DeliveryCount: { int: message.deliveryCount },
+      EnqueuedTimeUtc: str(message.enqueuedTimeUtc),
+      SequenceNumber: { int: message.sequenceNumber },
+      ContentType: str(message.contentType),
+      CorrelationId: str(message.correlationId),
+      ApplicationProperties: message.applicationProperties && { json: JSON.stringify(message.applicationProperties) },
+    };
+    const triggerMetadata = Object.fromEntries(Object.entries(metadata).filter(([, v]) => v !== undefined)) as Record<
+      string,
+      RpcTypedData
+    >;
+    // Like the Service Bus extension: a string trigger gets the body decoded as UTF-8, a binary one the bytes.
+    const data = binary ? { bytes: message.bodyBytes } : { string: message.bodyBytes.toString('utf8') };
+    await this.invoke(name, data, triggerMetadata);
+  }
+
+  private async withTimeout<T>(work: Promise<T>, name: string): Promise<T> {
+    const [h, m, s] = (this.hostJson.functionTimeout ?? '00:05:00').split(':').map(Number);
+    const ms = ((h ?? 0) * 3600 + (m ?? 0) * 60 + (s ?? 0)) * 1000;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`Timeout value of ${this.hostJson.functionTimeout} was exceeded by function: ${name}`)),
+        ms
+      );
+    });
+    try {
+      return await Promise.race([work, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async startHttp(): Promise<void> {
+    this.server = createServer((req, res) => {
+      this.handleHttp(req, res).catch((err: Error) => {
+        this.write('error', 'system', `HTTP ${req.method} ${req.url} failed: ${err.message}`);
+        if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ error: 'internal error' }));
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', (err: NodeJS.ErrnoException) =>
+        reject(
+          new Error(
+            err.code === 'EADDRINUSE'
+              ? `Functions host: port ${this.options.port} is already in use`
+              : `Functions host: ${err.message}`
+          )
+        )
+      );
+      this.server!.listen(this.options.port, '127.0.0.1', () => resolve());
+    });
+    const address = this.server.address();
+    this.url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : this.options.port}`;
+  }
+
+  private keyMatches(req: IncomingMessage, url: URL, keys: string[]): boolean {
+    const given = (req.headers['x-functions-key'] as string | undefined) ?? url.searchParams.get('code') ?? '';
+    return keys.some((key) => given.length === key.length && timingSafeEqual(Buffer.from(given), Buffer.from(key)));
+  }
+
+  private async handleHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', this.url);
+    const send = (status: number, body: unknown): void => {
+      res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    };
+    if (url.pathname === '/admin/host/status')
+      return send(200, { state: this.stopping ? 'Stopping' : 'Running', version: this.api.hostVersion });
+    if (url.pathname.startsWith('/admin/')) {
+      if (!this.keyMatches(req, url, [this.masterKey]))
+        return send(401, { error: 'the admin API needs the master key (x-functions-key)' });
+      if (url.pathname === '/admin/functions' && req.method === 'GET') return send(200, this.functions());
+      const match = /^\/admin\/functions\/([^/]+)$/.exec(url.pathname);
+      if (match && req.method === 'POST')
+        return this.runOnDemand(
+          decodeURIComponent(match[1]!),
+          await readBody(req),
+          url.searchParams.get('wait') === 'true',
+          send
+        );
+      return send(404, { error: `no admin endpoint ${req.method} ${url.pathname}` });
+    }
+    const prefix = this.hostJson.extensions?.http?.routePrefix ?? 'api';
+    const path = url.pathname.replace(/^\/+/, '');
+    if (prefix && !(path === prefix || path.startsWith(`${prefix}/`)))
+      return send(404, { error: `no function serves ${url.pathname}` });
+    const relative = prefix ? path.slice(prefix.length + 1) : path;
+    const method = (req.method ?? 'GET').toUpperCase();
+    const matches = this.routes.map((r) => ({ r, params: r.route.match(relative) })).filter((m) => m.params);
+    const hit = matches.find((m) => m.r.methods.includes(method));
+    if (!hit)
+      return matches.length
+        ? send(405, { error: `${method} is not allowed on ${url.pathname}` })
+        : send(404, { error: `no function serves ${url.pathname}` });
+    if (hit.r.authLevel !== 'anonymous') {
+      const keys = hit.r.authLevel === 'admin' ? [this.masterKey] : [this.functionKey, this.masterKey];
+      if (!this.keyMatches(req, url, keys)) {
+        res.writeHead(401).end();
+        return;
+      }
+    }
+    const body = await readBody(req);
+    const headers = Object.fromEntries(
+      Object.entries(req.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : (v ?? '')])
+    );
+    const response = await this.invoke(hit.r.fn.metadata.name, {
+      http: {
+        method,
+        url: url.toString(),
+        headers,
+        query: Object.fromEntries(url.searchParams),
+        params: hit.params,
+        body: { bytes: body },
+      },
+    });
+    writeHttpResponse(res, response);
+  }
+
+  private async runOnDemand(
+    name: string,
+    body: Buffer,
+    wait: boolean,
+    send: (status: number, body: unknown) => void
+  ): Promise<void> {
+    const fn = this.api.functions.get(name);
+    if (!fn) return send(404, { error: `no function named "${name}"` });
+    if (this.trigger(fn).type === 'httpTrigger')
+      return send(400, { error: `"${name}" is an HTTP function: call its route instead` });
+    let input = '';
+    try {
+      input = body.length ? String((JSON.parse(body.toString('utf8')) as { input?: unknown }).input ?? '') : '';
+    } catch {
+      return send(400, { error: 'the body must be JSON: {"input": "..."}' });
+    }
+    const data =
+      this.trigger(fn).type === 'timerTrigger'
+        ? { json: JSON.stringify({ Schedule: { AdjustForDST: true }, ScheduleStatus: null, IsPastDue: false }) }
+        : { string: input };
+    // Like the real host: accepted at once and run in the background. `?wait=true` (a local extension, for
+    // tests and tools) waits and reports the outcome.
+    const run = this.invoke(name, data);
+    if (!wait) {
+      run.catch(() => undefined);
+      return send(202, { status: 'Accepted' });
+    }
+    try {
+      await run;
+      send(200, { status: 'Succeeded' });
+    } catch (err) {
+      send(200, { status: 'Failed', error: (err as Error).message });
+    }
+  }
+
+  private write(
+    level: LogLevel,
+    category: LogCategory,
+    message: string,
+    functionName?: string,
+    invocationId?: string
+  ): void {
+    const where = functionName ? ` ${functionName}${invocationId ? ` (${invocationId.slice(0, 8)})` : ''}` : '';
+    this.log(`${new Date().toISOString()} [${level}]${where}${category === 'user' ? '' : ` <${category}>`} ${message}`);
+  }
+}
+
+async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+function writeHttpResponse(res: ServerResponse, response: InvocationResponse): void {
+  const http = (response.returnValue?.http ?? response.outputData?.find((o) => o.data?.http)?.data?.http) as
+    | { statusCode?: string; headers?: Record<string, string>; body?: { bytes?: Uint8Array; string?: string } }
+    | undefined;
+  if (!http) {
+    res.writeHead(204).end();
+    return;
+  }
+  const body = http.body?.bytes ? Buffer.from(http.body.bytes) : Buffer.from(http.body?.string ?? '');
+  res.writeHead(Number(http.statusCode ?? 200), http.headers ?? {}).end(body);
+}

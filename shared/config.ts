@@ -1,0 +1,194 @@
+/**
+ * The one place settings are read. Every setting is validated once, at start-up; all problems are reported
+ * together, each naming the setting and what is expected, so a misconfigured app fails fast and clearly.
+ *
+ * In Azure every connection is identity-based (managed identity): connection strings and keys are refused.
+ * They are accepted only with LEDGER_ENVIRONMENT=local, for the embedded local stack.
+ */
+
+export type Environment = 'azure' | 'local';
+
+export interface StorageConfig {
+  /** Table service endpoint, used with a token credential (Azure) ... */
+  tableUrl?: string;
+  /** ... or a connection string (local stack only). */
+  connectionString?: string;
+}
+
+export interface Config {
+  environment: Environment;
+  /** This member bank's id, as registered on the CreditRegistry contract (e.g. BANK-A). */
+  bankId: string;
+  storage: StorageConfig;
+  keyVault: { url: string; signerKeyName: string };
+  chain: {
+    /** The PoA network's load balancer first, then fallbacks. */
+    rpcUrls: string[];
+    chainId: number;
+    registryAddress: string;
+    /** Blocks to wait before a block is projected; 0 for immediate-finality chains (QBFT/IBFT). */
+    confirmations: number;
+    blockTimeSeconds: number;
+  };
+  /** Absent means telemetry is off (local only; required in Azure). */
+  appInsightsConnectionString?: string;
+  /** Client id of a user-assigned managed identity; absent means the system-assigned identity. */
+  managedIdentityClientId?: string;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+/** Collects problems instead of throwing at the first, so one run shows everything that is wrong. */
+class Reader {
+  readonly problems: string[] = [];
+  constructor(private readonly env: Env) {}
+
+  optional(name: string): string | undefined {
+    const value = this.env[name]?.trim();
+    return value ? value : undefined;
+  }
+
+  required(name: string, expected: string): string {
+    const value = this.optional(name);
+    if (value === undefined) this.problems.push(`${name} is missing: expected ${expected}`);
+    return value ?? '';
+  }
+
+  check(name: string, value: string | undefined, ok: boolean, expected: string): void {
+    if (value !== undefined && !ok) this.problems.push(`${name} is invalid (${JSON.stringify(value)}): expected ${expected}`);
+  }
+
+  integer(name: string, fallback: number, min: number, max: number): number {
+    const raw = this.optional(name);
+    if (raw === undefined) return fallback;
+    const value = Number(raw);
+    this.check(name, raw, /^\d+$/.test(raw) && value >= min && value <= max, `a whole number from ${min} to ${max}`);
+    return value;
+  }
+
+  url(name: string, raw: string, allowHttp: boolean): string {
+    let ok = false;
+    try {
+      const url = new URL(raw);
+      ok = url.protocol === 'https:' || (allowHttp && url.protocol === 'http:');
+    } catch {
+      ok = false;
+    }
+    this.check(name, raw, ok, allowHttp ? 'an http(s) URL' : 'an https URL');
+    return raw.replace(/\/+$/, '');
+  }
+}
+
+const BANK_ID = /^[A-Z0-9][A-Z0-9-]{0,30}$/;
+const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const KEY_NAME = /^[0-9a-zA-Z-]{1,127}$/;
+
+function readStorage(r: Reader, local: boolean): StorageConfig {
+  const connectionString = r.optional('AzureWebJobsStorage');
+  const tableUri = r.optional('AzureWebJobsStorage__tableServiceUri');
+  const accountName = r.optional('AzureWebJobsStorage__accountName');
+  if (connectionString !== undefined) {
+    if (!local) {
+      r.problems.push(
+        'AzureWebJobsStorage is a connection string, which is refused in Azure: set AzureWebJobsStorage__accountName (managed identity) instead'
+      );
+    } else if (connectionString.toLowerCase() === 'usedevelopmentstorage=true') {
+      r.problems.push('AzureWebJobsStorage=UseDevelopmentStorage=true is not supported: give the local stack connection string');
+    }
+    return { connectionString };
+  }
+  if (tableUri !== undefined) return { tableUrl: r.url('AzureWebJobsStorage__tableServiceUri', tableUri, local) };
+  if (accountName !== undefined) {
+    r.check('AzureWebJobsStorage__accountName', accountName, /^[a-z0-9]{3,24}$/.test(accountName), 'a storage account name (3-24 lowercase letters and digits)');
+    return { tableUrl: `https://${accountName}.table.core.windows.net` };
+  }
+  r.problems.push(
+    'AzureWebJobsStorage__accountName is missing: expected the storage account name (identity-based connection)' +
+      (local ? ', or AzureWebJobsStorage as a local stack connection string' : '')
+  );
+  return {};
+}
+
+function readRpcUrls(r: Reader, local: boolean): string[] {
+  const raw = r.required('CHAIN_RPC_URLS', 'a comma-separated list of JSON-RPC URLs, the load balancer first');
+  return raw
+    .split(',')
+    .map((part) => part.trim())
+    .filter(Boolean)
+    .map((url) => r.url('CHAIN_RPC_URLS', url, local || isLoopback(url)));
+}
+
+function isLoopback(url: string): boolean {
+  try {
+    return ['127.0.0.1', 'localhost', '[::1]'].includes(new URL(url).hostname);
+  } catch {
+    return false;
+  }
+}
+
+/** Reads and validates every setting. Throws ConfigError naming each bad or missing setting. */
+export function loadConfig(env: Env = process.env): Config {
+  const r = new Reader(env);
+  const environmentRaw = r.optional('LEDGER_ENVIRONMENT') ?? 'azure';
+  r.check('LEDGER_ENVIRONMENT', environmentRaw, environmentRaw === 'azure' || environmentRaw === 'local', '"azure" or "local"');
+  const local = environmentRaw === 'local';
+
+  const bankId = r.required('BANK_ID', 'this member bank id as registered on the contract, e.g. BANK-A');
+  r.check('BANK_ID', bankId || undefined, BANK_ID.test(bankId), '1-31 characters of A-Z, 0-9 and "-", starting with a letter or digit');
+
+  const keyVaultUrl = r.url('KEY_VAULT_URL', r.required('KEY_VAULT_URL', 'the vault URL, e.g. https://kv-bank-a.vault.azure.net'), false);
+  const signerKeyName = r.required('SIGNER_KEY_NAME', 'the name of the EC-HSM P-256K key that signs transactions');
+  r.check('SIGNER_KEY_NAME', signerKeyName || undefined, KEY_NAME.test(signerKeyName), 'a Key Vault key name (1-127 of 0-9, a-z, A-Z, "-")');
+
+  const chainIdRaw = r.required('CHAIN_ID', 'the consortium chain id, a whole number');
+  r.check('CHAIN_ID', chainIdRaw || undefined, /^\d{1,15}$/.test(chainIdRaw) && Number(chainIdRaw) > 0, 'a positive whole number');
+  const registryAddress = r.required('REGISTRY_ADDRESS', 'the CreditRegistry contract address (0x + 40 hex digits)');
+  r.check('REGISTRY_ADDRESS', registryAddress || undefined, ADDRESS.test(registryAddress), '0x followed by 40 hex digits');
+
+  const appInsightsConnectionString = r.optional('APPLICATIONINSIGHTS_CONNECTION_STRING');
+  if (appInsightsConnectionString === undefined && !local) {
+    r.problems.push('APPLICATIONINSIGHTS_CONNECTION_STRING is missing: expected the Application Insights connection string');
+  }
+  r.check(
+    'APPLICATIONINSIGHTS_CONNECTION_STRING',
+    appInsightsConnectionString,
+    /InstrumentationKey=/i.test(appInsightsConnectionString ?? ''),
+    'a connection string with InstrumentationKey=…;IngestionEndpoint=…'
+  );
+  const managedIdentityClientId = r.optional('AZURE_CLIENT_ID');
+  r.check('AZURE_CLIENT_ID', managedIdentityClientId, GUID.test(managedIdentityClientId ?? ''), 'a GUID (client id of a user-assigned identity)');
+
+  const config: Config = {
+    environment: local ? 'local' : 'azure',
+    bankId,
+    storage: readStorage(r, local),
+    keyVault: { url: keyVaultUrl, signerKeyName },
+    chain: {
+      rpcUrls: readRpcUrls(r, local),
+      chainId: Number(chainIdRaw),
+      registryAddress,
+      confirmations: r.integer('CONFIRMATIONS', 2, 0, 128),
+      blockTimeSeconds: r.integer('BLOCK_TIME_SECONDS', 2, 1, 600),
+    },
+    appInsightsConnectionString,
+    managedIdentityClientId,
+  };
+  if (r.problems.length > 0) throw new ConfigError(r.problems);
+  return config;
+}
+
+let cached: Config | undefined;
+
+/** The process-wide configuration, read and validated on first use. */
+export function getConfig(): Config {
+  cached ??= loadConfig();
+  return cached;
+}
