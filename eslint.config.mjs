@@ -2,8 +2,19 @@
 import eslint from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+const nodeGlobals = {
+  require: 'readonly',
+  module: 'writable',
+  __dirname: 'readonly',
+  process: 'readonly',
+  console: 'readonly',
+  Buffer: 'readonly',
+};
+
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', '.local/', 'coverage/', 'test-output/', 'eslint.config.mjs', 'jest.config.js'] },
+  {
+    ignores: ['dist/', 'node_modules/', '.local/', 'coverage/', 'test-output/', 'eslint.config.mjs', 'jest.config.js'],
+  },
   eslint.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -12,8 +23,14 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/no-floating-promises': 'error',
       '@typescript-eslint/require-await': 'off',
-      'no-console': 'off',
     },
+  },
+  {
+    // Plain CommonJS scripts (build script, bin shim, host fixture): no type information.
+    files: ['**/*.js'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: { sourceType: 'commonjs', globals: nodeGlobals, parserOptions: { projectService: false } },
+    rules: { ...tseslint.configs.disableTypeChecked.rules, '@typescript-eslint/no-require-imports': 'off' },
   },
   {
     files: ['test/**/*.ts'],

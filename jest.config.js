@@ -1,6 +1,10 @@
 /** Two projects: unit (no I/O, fast) and integration (real local stack: Azurite, anvil, HTTPS stand-ins). */
 const tsJest = ['ts-jest', { tsconfig: 'tsconfig.json' }];
-const common = { testEnvironment: 'node', transform: { '^.+\\.ts$': tsJest }, moduleFileExtensions: ['ts', 'js', 'json'] };
+const common = {
+  testEnvironment: 'node',
+  transform: { '^.+\\.ts$': tsJest },
+  moduleFileExtensions: ['ts', 'js', 'json'],
+};
 
 module.exports = {
   projects: [

@@ -38,7 +38,9 @@ export interface Config {
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
-    super(`Invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n  - ${problems.join('\n  - ')}`);
+    super(
+      `Invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n  - ${problems.join('\n  - ')}`
+    );
     this.name = 'ConfigError';
   }
 }
@@ -62,7 +64,8 @@ class Reader {
   }
 
   check(name: string, value: string | undefined, ok: boolean, expected: string): void {
-    if (value !== undefined && !ok) this.problems.push(`${name} is invalid (${JSON.stringify(value)}): expected ${expected}`);
+    if (value !== undefined && !ok)
+      this.problems.push(`${name} is invalid (${JSON.stringify(value)}): expected ${expected}`);
   }
 
   integer(name: string, fallback: number, min: number, max: number): number {
@@ -101,13 +104,20 @@ function readStorage(r: Reader, local: boolean): StorageConfig {
         'AzureWebJobsStorage is a connection string, which is refused in Azure: set AzureWebJobsStorage__accountName (managed identity) instead'
       );
     } else if (connectionString.toLowerCase() === 'usedevelopmentstorage=true') {
-      r.problems.push('AzureWebJobsStorage=UseDevelopmentStorage=true is not supported: give the local stack connection string');
+      r.problems.push(
+        'AzureWebJobsStorage=UseDevelopmentStorage=true is not supported: give the local stack connection string'
+      );
     }
     return { connectionString };
   }
   if (tableUri !== undefined) return { tableUrl: r.url('AzureWebJobsStorage__tableServiceUri', tableUri, local) };
   if (accountName !== undefined) {
-    r.check('AzureWebJobsStorage__accountName', accountName, /^[a-z0-9]{3,24}$/.test(accountName), 'a storage account name (3-24 lowercase letters and digits)');
+    r.check(
+      'AzureWebJobsStorage__accountName',
+      accountName,
+      /^[a-z0-9]{3,24}$/.test(accountName),
+      'a storage account name (3-24 lowercase letters and digits)'
+    );
     return { tableUrl: `https://${accountName}.table.core.windows.net` };
   }
   r.problems.push(
@@ -138,24 +148,55 @@ function isLoopback(url: string): boolean {
 export function loadConfig(env: Env = process.env): Config {
   const r = new Reader(env);
   const environmentRaw = r.optional('LEDGER_ENVIRONMENT') ?? 'azure';
-  r.check('LEDGER_ENVIRONMENT', environmentRaw, environmentRaw === 'azure' || environmentRaw === 'local', '"azure" or "local"');
+  r.check(
+    'LEDGER_ENVIRONMENT',
+    environmentRaw,
+    environmentRaw === 'azure' || environmentRaw === 'local',
+    '"azure" or "local"'
+  );
   const local = environmentRaw === 'local';
 
   const bankId = r.required('BANK_ID', 'this member bank id as registered on the contract, e.g. BANK-A');
-  r.check('BANK_ID', bankId || undefined, BANK_ID.test(bankId), '1-31 characters of A-Z, 0-9 and "-", starting with a letter or digit');
+  r.check(
+    'BANK_ID',
+    bankId || undefined,
+    BANK_ID.test(bankId),
+    '1-31 characters of A-Z, 0-9 and "-", starting with a letter or digit'
+  );
 
-  const keyVaultUrl = r.url('KEY_VAULT_URL', r.required('KEY_VAULT_URL', 'the vault URL, e.g. https://kv-bank-a.vault.azure.net'), false);
+  const keyVaultUrl = r.url(
+    'KEY_VAULT_URL',
+    r.required('KEY_VAULT_URL', 'the vault URL, e.g. https://kv-bank-a.vault.azure.net'),
+    false
+  );
   const signerKeyName = r.required('SIGNER_KEY_NAME', 'the name of the EC-HSM P-256K key that signs transactions');
-  r.check('SIGNER_KEY_NAME', signerKeyName || undefined, KEY_NAME.test(signerKeyName), 'a Key Vault key name (1-127 of 0-9, a-z, A-Z, "-")');
+  r.check(
+    'SIGNER_KEY_NAME',
+    signerKeyName || undefined,
+    KEY_NAME.test(signerKeyName),
+    'a Key Vault key name (1-127 of 0-9, a-z, A-Z, "-")'
+  );
 
   const chainIdRaw = r.required('CHAIN_ID', 'the consortium chain id, a whole number');
-  r.check('CHAIN_ID', chainIdRaw || undefined, /^\d{1,15}$/.test(chainIdRaw) && Number(chainIdRaw) > 0, 'a positive whole number');
+  r.check(
+    'CHAIN_ID',
+    chainIdRaw || undefined,
+    /^\d{1,15}$/.test(chainIdRaw) && Number(chainIdRaw) > 0,
+    'a positive whole number'
+  );
   const registryAddress = r.required('REGISTRY_ADDRESS', 'the CreditRegistry contract address (0x + 40 hex digits)');
-  r.check('REGISTRY_ADDRESS', registryAddress || undefined, ADDRESS.test(registryAddress), '0x followed by 40 hex digits');
+  r.check(
+    'REGISTRY_ADDRESS',
+    registryAddress || undefined,
+    ADDRESS.test(registryAddress),
+    '0x followed by 40 hex digits'
+  );
 
   const appInsightsConnectionString = r.optional('APPLICATIONINSIGHTS_CONNECTION_STRING');
   if (appInsightsConnectionString === undefined && !local) {
-    r.problems.push('APPLICATIONINSIGHTS_CONNECTION_STRING is missing: expected the Application Insights connection string');
+    r.problems.push(
+      'APPLICATIONINSIGHTS_CONNECTION_STRING is missing: expected the Application Insights connection string'
+    );
   }
   r.check(
     'APPLICATIONINSIGHTS_CONNECTION_STRING',
@@ -164,7 +205,12 @@ export function loadConfig(env: Env = process.env): Config {
     'a connection string with InstrumentationKey=…;IngestionEndpoint=…'
   );
   const managedIdentityClientId = r.optional('AZURE_CLIENT_ID');
-  r.check('AZURE_CLIENT_ID', managedIdentityClientId, GUID.test(managedIdentityClientId ?? ''), 'a GUID (client id of a user-assigned identity)');
+  r.check(
+    'AZURE_CLIENT_ID',
+    managedIdentityClientId,
+    GUID.test(managedIdentityClientId ?? ''),
+    'a GUID (client id of a user-assigned identity)'
+  );
 
   const config: Config = {
     environment: local ? 'local' : 'azure',

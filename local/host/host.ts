@@ -2,6 +2,7 @@ import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { readFileSync, globSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { join, resolve } from 'node:path';
+import { inspect } from 'node:util';
 import {
   CoreApi,
   provideCoreApi,
@@ -79,6 +80,8 @@ export class FunctionHost {
   /** Loads the app and starts every trigger. */
   async start(): Promise<void> {
     provideCoreApi(this.api);
+    // The worker loads entry points with require() too; the app registers its functions as it loads.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
     for (const file of this.entryPoints()) require(file);
     if (!this.api.programmingModel)
       throw new Error('the app did not load @azure/functions: no programming model was set');
@@ -136,7 +139,7 @@ export class FunctionHost {
         error = err;
       }
       await this.api.runHooks('postInvocation', { invocationContext: context, inputs, result, error, hookData });
-      if (error !== undefined) throw error;
+      if (error !== undefined) throw error instanceof Error ? error : new Error(inspect(error));
       return model.getResponse(context, result);
     })();
     this.running.add(work);
@@ -198,7 +201,7 @@ export class FunctionHost {
         fn,
         route: compileRoute(route),
         methods: ((trigger.methods as string[] | undefined) ?? ['GET', 'POST']).map((m) => m.toUpperCase()),
-        authLevel: String(trigger.authLevel ?? 'function').toLowerCase(),
+        authLevel: typeof trigger.authLevel === 'string' ? trigger.authLevel.toLowerCase() : 'function',
       });
     }
   }
@@ -393,16 +396,19 @@ export class FunctionHost {
     if (!fn) return send(404, { error: `no function named "${name}"` });
     if (this.trigger(fn).type === 'httpTrigger')
       return send(400, { error: `"${name}" is an HTTP function: call its route instead` });
-    let input = '';
+    let input: unknown;
     try {
-      input = body.length ? String((JSON.parse(body.toString('utf8')) as { input?: unknown }).input ?? '') : '';
+      input = body.length ? (JSON.parse(body.toString('utf8')) as { input?: unknown }).input : undefined;
     } catch {
-      return send(400, { error: 'the body must be JSON: {"input": "..."}' });
+      input = null;
+    }
+    if (input !== undefined && typeof input !== 'string') {
+      return send(400, { error: 'the body must be JSON: {"input": "<string>"}' });
     }
     const data =
       this.trigger(fn).type === 'timerTrigger'
         ? { json: JSON.stringify({ Schedule: { AdjustForDST: true }, ScheduleStatus: null, IsPastDue: false }) }
-        : { string: input };
+        : { string: input ?? '' };
     // Like the real host: accepted at once and run in the background. `?wait=true` (a local extension, for
     // tests and tools) waits and reports the outcome.
     const run = this.invoke(name, data);

@@ -56,7 +56,9 @@ export function compileRoute(template: string): CompiledRoute {
       for (let i = 0; i < segments.length; i++) {
         const segment = segments[i]!;
         if (segment.catchAll) {
-          params[segment.param!] = parts.slice(i).map(decodeURIComponent).join('/');
+          const rest = parts.slice(i).map(safeDecode);
+          if (rest.includes(undefined)) return undefined;
+          params[segment.param!] = rest.join('/');
           return params;
         }
         const part = parts[i];
@@ -65,11 +67,20 @@ export function compileRoute(template: string): CompiledRoute {
           if (part.toLowerCase() !== segment.literal) return undefined;
           continue;
         }
-        const value = decodeURIComponent(part);
+        const value = safeDecode(part);
+        if (value === undefined) return undefined;
         if (segment.constraint && !segment.constraint.test(value)) return undefined;
         params[segment.param!] = value;
       }
       return parts.length === segments.length ? params : undefined;
     },
   };
+}
+
+function safeDecode(part: string): string | undefined {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return undefined;
+  }
 }

@@ -23,7 +23,9 @@ export interface SpawnHostOptions {
 }
 
 // Tests run this file from source (ts-jest); the host always runs compiled, from dist/ (npm run build).
-const hostMain = __filename.endsWith('.ts') ? join(__dirname, '../../dist/local/host/main.js') : join(__dirname, 'main.js');
+const hostMain = __filename.endsWith('.ts')
+  ? join(__dirname, '../../dist/local/host/main.js')
+  : join(__dirname, 'main.js');
 
 /** Starts one Function App in the local host as a child process and waits until it serves. */
 export async function spawnFunctionHost(options: SpawnHostOptions): Promise<RunningHost> {

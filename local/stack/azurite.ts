@@ -6,6 +6,8 @@ import { startProcess, type ManagedProcess } from './process';
 
 export interface StorageAccount {
   name: string;
+  /** Random per stack (or reloaded from the data dir); never a fixed, published key. */
+  accountKey: string;
   /** Connection string for the local stack only (a fresh account key per run, never a fixed one). */
   connectionString: string;
   blobUrl: string;
@@ -78,6 +80,7 @@ export async function startAzurite(options: AzuriteOptions = {}): Promise<Azurit
     const tableUrl = `http://127.0.0.1:${table}/${name}`;
     return {
       name,
+      accountKey: keys[i]!,
       connectionString:
         `DefaultEndpointsProtocol=http;AccountName=${name};AccountKey=${keys[i]};` +
         `BlobEndpoint=${blobUrl};QueueEndpoint=${queueUrl};TableEndpoint=${tableUrl};`,

@@ -17,7 +17,12 @@ describe('local Functions host', () => {
   }
   const observed = async (): Promise<Observed> => (await fetch(`${host.url}/api/observed`)).json() as Promise<Observed>;
 
-  async function eventually<T>(probe: () => Promise<T>, ok: (value: T) => boolean, what: string, timeoutMs = 20_000): Promise<T> {
+  async function eventually<T>(
+    probe: () => Promise<T>,
+    ok: (value: T) => boolean,
+    what: string,
+    timeoutMs = 20_000
+  ): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     let last = await probe();
     while (!ok(last)) {
@@ -34,7 +39,11 @@ describe('local Functions host', () => {
     host = await spawnFunctionHost({
       name: 'fixture host',
       appDir: join(__dirname, '../fixtures/host-app'),
-      settings: { AzureWebJobsStorage: storage, ServiceBusConnection__fullyQualifiedNamespace: 'local', TICK_SCHEDULE: '*/1 * * * * *' },
+      settings: {
+        AzureWebJobsStorage: storage,
+        ServiceBusConnection__fullyQualifiedNamespace: 'local',
+        TICK_SCHEDULE: '*/1 * * * * *',
+      },
       maxDeliveryCount: 3,
       lockDurationSeconds: 5,
       onLine: (line) => logs.push(line),
@@ -51,7 +60,11 @@ describe('local Functions host', () => {
     expect(host.functions.sort()).toEqual(['echo', 'observed', 'tick', 'work']);
     expect((await observed()).appStarted).toBe(true);
     const res = await fetch(`${host.url}/admin/functions`, { headers: { 'x-functions-key': host.masterKey } });
-    const list = (await res.json()) as { name: string; trigger: string; bindings: Record<string, { queueName?: string }> }[];
+    const list = (await res.json()) as {
+      name: string;
+      trigger: string;
+      bindings: Record<string, { queueName?: string }>;
+    }[];
     expect(list.find((f) => f.name === 'work')).toMatchObject({ trigger: 'serviceBusTrigger' });
     expect(Object.values(list.find((f) => f.name === 'work')!.bindings)[0]!.queueName).toBe('work-items');
   });
@@ -78,21 +91,36 @@ describe('local Functions host', () => {
 
   it('serves an HTTP function with route parameters, query, body and function-key auth', async () => {
     const url = `${host.url}/api/echo/42?q=hello`;
-    const ok = await fetch(url, { method: 'POST', headers: { 'x-functions-key': host.functionKey }, body: JSON.stringify({ a: 1 }) });
+    const ok = await fetch(url, {
+      method: 'POST',
+      headers: { 'x-functions-key': host.functionKey },
+      body: JSON.stringify({ a: 1 }),
+    });
     expect(ok.status).toBe(201);
     expect(ok.headers.get('x-echo')).toBe('yes');
     expect(await ok.json()).toEqual({ id: '42', q: 'hello', body: { a: 1 }, method: 'POST' });
     expect((await fetch(url, { method: 'POST', body: '{}' })).status).toBe(401);
     expect((await fetch(`${url}&code=wrong`, { method: 'POST', body: '{}' })).status).toBe(401);
-    expect((await fetch(`${host.url}/api/echo/not-a-number?code=${host.functionKey}`, { method: 'POST', body: '{}' })).status).toBe(404);
+    expect(
+      (await fetch(`${host.url}/api/echo/not-a-number?code=${host.functionKey}`, { method: 'POST', body: '{}' })).status
+    ).toBe(404);
     expect((await fetch(`${url}&code=${host.functionKey}`, { method: 'GET' })).status).toBe(405);
   });
 
   it('delivers a queue message with Service Bus metadata and completes it', async () => {
-    const messageId = await queue.send({ body: Buffer.from([0x7b, 0x22, 0x6f, 0x6b, 0x22, 0x7d]), messageId: 'msg-ok-1' });
+    const messageId = await queue.send({
+      body: Buffer.from([0x7b, 0x22, 0x6f, 0x6b, 0x22, 0x7d]),
+      messageId: 'msg-ok-1',
+    });
     const o = await eventually(observed, (v) => v.messages.some((m) => m.messageId === messageId), 'the message');
-    expect(o.messages.filter((m) => m.messageId === messageId)).toEqual([{ messageId, deliveryCount: 1, text: '{"ok"}' }]);
-    await eventually(() => queue.activeCount(), (n) => n === 0, 'the queue to be empty');
+    expect(o.messages.filter((m) => m.messageId === messageId)).toEqual([
+      { messageId, deliveryCount: 1, text: '{"ok"}' },
+    ]);
+    await eventually(
+      () => queue.activeCount(),
+      (n) => n === 0,
+      'the queue to be empty'
+    );
   });
 
   it('retries a failing message and dead-letters it after maxDeliveryCount with the reason', async () => {
