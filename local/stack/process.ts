@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { existsSync } from 'node:fs';
 
+const SETPRIV = '/usr/bin/setpriv';
 const running = new Set<ChildProcess>();
 process.once('exit', () => {
   for (const child of running) child.kill('SIGKILL');
@@ -32,7 +34,15 @@ export async function startProcess(
   options: StartOptions
 ): Promise<ManagedProcess> {
   const { ready, readyTimeoutMs = 30_000, onLine, ...spawnOptions } = options;
-  const child = spawn(command, args, { ...spawnOptions, stdio: ['pipe', 'pipe', 'pipe'] });
+  // On Linux, setpriv makes the kernel kill the child if we die without cleaning up (SIGKILL, OOM), so
+  // no anvil or Azurite is left behind holding ports. It execs the command: the pid stays the child's.
+  const guarded = process.platform === 'linux' && existsSync(SETPRIV);
+  const child = guarded
+    ? spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', command, ...args], {
+        ...spawnOptions,
+        stdio: ['pipe', 'pipe', 'pipe'],
+      })
+    : spawn(command, args, { ...spawnOptions, stdio: ['pipe', 'pipe', 'pipe'] });
   running.add(child);
   const lines: string[] = [];
   const collect = (chunk: Buffer): void => {

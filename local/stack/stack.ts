@@ -216,7 +216,8 @@ export function bankSettings(info: StackInfo, bankId: string): Record<string, st
     CHAIN_ID: String(info.chain.chainId),
     REGISTRY_ADDRESS: info.chain.registryAddress,
     CONFIRMATIONS: String(info.chain.confirmations),
-    BLOCK_TIME_SECONDS: String(info.chain.blockTimeSeconds),
+    // An automining test chain (block time 0) has no target; the app paces itself at 1 s then.
+    BLOCK_TIME_SECONDS: String(Math.max(1, info.chain.blockTimeSeconds)),
     APPLICATIONINSIGHTS_CONNECTION_STRING: info.appInsights.connectionString,
     NODE_EXTRA_CA_CERTS: info.caCertFile,
   };
@@ -236,5 +237,11 @@ export function readStackFile(file = defaultStackFile()): StackInfo {
     throw new Error(
       `no running local stack: ${file} does not exist (start one with \`npm start\` or \`ledger-bridge stack\`)`
     );
-  return JSON.parse(readFileSync(file, 'utf8')) as StackInfo;
+  const info = JSON.parse(readFileSync(file, 'utf8')) as StackInfo;
+  try {
+    process.kill(info.pid, 0);
+  } catch {
+    throw new Error(`the local stack in ${file} is not running (process ${info.pid} is gone); start it again`);
+  }
+  return info;
 }
