@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import * as tls from 'node:tls';
 import { generate } from 'selfsigned';
 
@@ -9,7 +10,11 @@ export interface LocalTls {
 }
 
 /** Generates a fresh self-signed certificate for the HTTPS stand-ins of the local stack. */
-export async function generateLocalTls(commonName = 'ledger-bridge local stack'): Promise<LocalTls> {
+export async function generateLocalTls(
+  // Unique per certificate: OpenSSL finds a trust anchor by subject name, so two stacks' certificates trusted in
+  // one process must not share one.
+  commonName = `ledger-bridge local stack ${randomBytes(6).toString('hex')}`
+): Promise<LocalTls> {
   const now = Date.now();
   const pems = await generate([{ name: 'commonName', value: commonName }], {
     keyType: 'ec',
