@@ -70,8 +70,8 @@ export function anvilBinary(): string {
     manifest = require.resolve(`${pkg}/package.json`);
   } catch {
     throw new Error(
-      `anvil: the platform package ${pkg} is not installed (it is an optional dependency of @foundry-rs/anvil); ` +
-        'reinstall dependencies on this platform'
+      `anvil: the platform package ${pkg} is not installed; the lockfile pins the Linux x64 build, ` +
+        `install yours with \`npm install --no-save ${pkg}\``
     );
   }
   return join(dirname(manifest), 'bin', process.platform === 'win32' ? 'anvil.exe' : 'anvil');
