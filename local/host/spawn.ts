@@ -35,7 +35,10 @@ export async function spawnFunctionHost(options: SpawnHostOptions): Promise<Runn
   const args = [
     hostMain,
     ...['--app', options.appDir, '--port', String(options.port ?? 0)],
-    ...['--master-key', masterKey, '--function-key', functionKey, '--exit-with-stdin'],
+    // The '=' form: a base64url key may start with '-', which would read as an option.
+    `--master-key=${masterKey}`,
+    `--function-key=${functionKey}`,
+    '--exit-with-stdin',
     ...(options.maxDeliveryCount ? ['--max-delivery-count', String(options.maxDeliveryCount)] : []),
     ...(options.lockDurationSeconds ? ['--lock-duration-seconds', String(options.lockDurationSeconds)] : []),
   ];
