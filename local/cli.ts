@@ -1,4 +1,4 @@
-import { rmSync } from 'node:fs';
+import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { spawnFunctionHost, type RunningHost } from './host/spawn';
@@ -130,13 +130,17 @@ const commands: Record<string, Command> = {
         rmSync(file, { force: true });
       };
       try {
+        const logDir = resolve('.local', 'logs');
+        mkdirSync(logDir, { recursive: true });
         for (const bank of stack.info.banks) {
-          log(`starting the Function App of ${bank.bankId}…`);
+          log(`starting the Function App of ${bank.bankId} (log: .local/logs/${bank.bankId}.log)…`);
+          const hostLog = createWriteStream(resolve(logDir, `${bank.bankId}.log`), { flags: 'a' });
           hosts.push(
             await spawnFunctionHost({
               name: `Function App ${bank.bankId}`,
               appDir: resolve(__dirname, '../..'),
               settings: bankSettings(stack.info, bank.bankId),
+              onLine: (line) => hostLog.write(`${line}\n`),
             })
           );
         }
