@@ -30,6 +30,49 @@ export interface Config {
     confirmations: number;
     blockTimeSeconds: number;
   };
+  /** Service Bus namespace of the credit-updates queue (identity-based); absent only on the local stack. */
+  serviceBusNamespace?: string;
+  /**
+   * The consortium's subject pseudonymization key: a Key Vault secret in Azure (by name), or the value itself
+   * on the local stack only.
+   */
+  pseudonymization: { secretName: string; localSecret?: string };
+  submit: {
+    /** NCRONTAB schedule of the submit timer (about once per block). */
+    schedule: string;
+    /** Upper bound on records in one transaction; the gas budget usually binds first. */
+    maxRecordsPerTx: number;
+    /** Gas budget of one transaction (must stay under the block gas limit). */
+    txGasBudget: number;
+    /** Batches broadcast but not yet mined, at most. */
+    maxInFlight: number;
+    /** Rebroadcast a batch not mined after this many blocks. */
+    rebroadcastAfterBlocks: number;
+    /** `naive` submits one transaction (one signature) per event: the benchmark's baseline, never for production. */
+    mode: 'batched' | 'naive';
+  };
+  watch: {
+    schedule: string;
+    /** First block to project from (the CreditRegistry deployment block). */
+    fromBlock: number;
+    /** eth_getLogs range to start with; halved when a node refuses a range. */
+    logChunkBlocks: number;
+    /** Recent block hashes kept to detect and undo reorgs; a deeper reorg stops the watcher. */
+    reorgWindowBlocks: number;
+  };
+  heartbeat: {
+    schedule: string;
+    /** Every validator's own RPC endpoint (not the load balancer); defaults to CHAIN_RPC_URLS. */
+    validatorRpcUrls: string[];
+    probeTimeoutMs: number;
+  };
+  alerts: {
+    validatorSilentBeats: number;
+    blockAgeFactor: number;
+    blockTimeFactor: number;
+    outboxOldestAgeSeconds: number;
+    deadLetters: number;
+  };
   /** Absent means telemetry is off (local only; required in Azure). */
   appInsightsConnectionString?: string;
   /** Client id of a user-assigned managed identity; absent means the system-assigned identity. */
@@ -87,6 +130,20 @@ class Reader {
     this.check(name, raw, ok, allowHttp ? 'an http(s) URL' : 'an https URL');
     return raw.replace(/\/+$/, '');
   }
+
+  schedule(name: string, fallback: string): string {
+    const raw = this.optional(name) ?? fallback;
+    this.check(name, raw, raw.split(/\s+/).length === 6, 'a six-field NCRONTAB schedule, e.g. "*/2 * * * * *"');
+    return raw;
+  }
+
+  urlList(name: string, raw: string, allowHttp: (url: string) => boolean): string[] {
+    return raw
+      .split(',')
+      .map((part) => part.trim())
+      .filter(Boolean)
+      .map((url) => this.url(name, url, allowHttp(url)));
+  }
 }
 
 const BANK_ID = /^[A-Z0-9][A-Z0-9-]{0,30}$/;
@@ -129,11 +186,7 @@ function readStorage(r: Reader, local: boolean): StorageConfig {
 
 function readRpcUrls(r: Reader, local: boolean): string[] {
   const raw = r.required('CHAIN_RPC_URLS', 'a comma-separated list of JSON-RPC URLs, the load balancer first');
-  return raw
-    .split(',')
-    .map((part) => part.trim())
-    .filter(Boolean)
-    .map((url) => r.url('CHAIN_RPC_URLS', url, local || isLoopback(url)));
+  return r.urlList('CHAIN_RPC_URLS', raw, (url) => local || isLoopback(url));
 }
 
 function isLoopback(url: string): boolean {
@@ -212,17 +265,77 @@ export function loadConfig(env: Env = process.env): Config {
     'a GUID (client id of a user-assigned identity)'
   );
 
+  const rpcUrls = readRpcUrls(r, local);
+  const serviceBusNamespace = r.optional('ServiceBusConnection__fullyQualifiedNamespace');
+  if (serviceBusNamespace === undefined && !local) {
+    r.problems.push(
+      'ServiceBusConnection__fullyQualifiedNamespace is missing: expected the Service Bus namespace host, e.g. sb-bank-a.servicebus.windows.net'
+    );
+  }
+  const localSecret = r.optional('PSEUDONYMIZATION_SECRET');
+  if (localSecret !== undefined && !local) {
+    r.problems.push(
+      'PSEUDONYMIZATION_SECRET is refused in Azure: keep the key in Key Vault and set PSEUDONYMIZATION_SECRET_NAME'
+    );
+  }
+  r.check(
+    'PSEUDONYMIZATION_SECRET',
+    localSecret,
+    /^[0-9a-fA-F]{64,}$/.test(localSecret ?? ''),
+    'at least 32 bytes as hex (64+ hex digits)'
+  );
+  const secretName = r.optional('PSEUDONYMIZATION_SECRET_NAME') ?? 'pseudonymization-key';
+  r.check(
+    'PSEUDONYMIZATION_SECRET_NAME',
+    secretName,
+    KEY_NAME.test(secretName),
+    'a Key Vault secret name (1-127 of 0-9, a-z, A-Z, "-")'
+  );
+  const submitMode = r.optional('SUBMIT_MODE') ?? 'batched';
+  r.check('SUBMIT_MODE', submitMode, submitMode === 'batched' || submitMode === 'naive', '"batched" or "naive"');
+  const validatorUrls = r.optional('VALIDATOR_RPC_URLS');
+
   const config: Config = {
     environment: local ? 'local' : 'azure',
     bankId,
     storage: readStorage(r, local),
     keyVault: { url: keyVaultUrl, signerKeyName },
     chain: {
-      rpcUrls: readRpcUrls(r, local),
+      rpcUrls,
       chainId: Number(chainIdRaw),
       registryAddress,
       confirmations: r.integer('CONFIRMATIONS', 2, 0, 128),
       blockTimeSeconds: r.integer('BLOCK_TIME_SECONDS', 2, 1, 600),
+    },
+    serviceBusNamespace,
+    pseudonymization: { secretName, localSecret },
+    submit: {
+      schedule: r.schedule('SUBMIT_SCHEDULE', '*/2 * * * * *'),
+      maxRecordsPerTx: r.integer('SUBMIT_MAX_RECORDS_PER_TX', 1000, 1, 5000),
+      txGasBudget: r.integer('SUBMIT_TX_GAS_BUDGET', 15_000_000, 100_000, 1_000_000_000),
+      maxInFlight: r.integer('SUBMIT_MAX_IN_FLIGHT', 4, 1, 64),
+      rebroadcastAfterBlocks: r.integer('SUBMIT_REBROADCAST_AFTER_BLOCKS', 5, 1, 1000),
+      mode: submitMode === 'naive' ? 'naive' : 'batched',
+    },
+    watch: {
+      schedule: r.schedule('WATCH_SCHEDULE', '*/2 * * * * *'),
+      fromBlock: r.integer('WATCH_FROM_BLOCK', 0, 0, Number.MAX_SAFE_INTEGER),
+      logChunkBlocks: r.integer('WATCH_LOG_CHUNK_BLOCKS', 2000, 1, 100_000),
+      reorgWindowBlocks: r.integer('WATCH_REORG_WINDOW_BLOCKS', 128, 8, 10_000),
+    },
+    heartbeat: {
+      schedule: r.schedule('HEARTBEAT_SCHEDULE', '*/30 * * * * *'),
+      validatorRpcUrls: validatorUrls
+        ? r.urlList('VALIDATOR_RPC_URLS', validatorUrls, (url) => local || isLoopback(url))
+        : rpcUrls,
+      probeTimeoutMs: r.integer('HEARTBEAT_PROBE_TIMEOUT_MS', 5000, 100, 60_000),
+    },
+    alerts: {
+      validatorSilentBeats: r.integer('ALERT_VALIDATOR_SILENT_BEATS', 2, 1, 100),
+      blockAgeFactor: r.integer('ALERT_BLOCK_AGE_FACTOR', 5, 1, 1000),
+      blockTimeFactor: r.integer('ALERT_BLOCK_TIME_FACTOR', 2, 1, 100),
+      outboxOldestAgeSeconds: r.integer('ALERT_OUTBOX_OLDEST_AGE_SECONDS', 60, 1, 86_400),
+      deadLetters: r.integer('ALERT_DEAD_LETTERS', 1, 1, 1_000_000),
     },
     appInsightsConnectionString,
     managedIdentityClientId,

@@ -25,3 +25,13 @@ export function azureCredential(managedIdentityClientId?: string): TokenCredenti
   }
   return new DefaultAzureCredential(managedIdentityClientId ? { managedIdentityClientId } : {});
 }
+
+/**
+ * Key Vault client options. The SDK insists that the vault host ends in the challenge's resource domain
+ * (*.vault.azure.net); the local stand-in on 127.0.0.1 cannot, so the check is off for the local stack only.
+ */
+export function keyVaultClientOptions(environment: 'azure' | 'local'): {
+  disableChallengeResourceVerification?: boolean;
+} {
+  return environment === 'local' ? { disableChallengeResourceVerification: true } : {};
+}

@@ -2,6 +2,8 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wr
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { KeyClient } from '@azure/keyvault-keys';
+import { SecretClient } from '@azure/keyvault-secrets';
+import { randomBytes } from 'node:crypto';
 import { localStackCredential } from '../../shared/identity';
 import { ethereumAddressFromJwk } from '../../shared/signing/address';
 import { startAnvil, type Anvil } from './anvil';
@@ -102,6 +104,24 @@ async function ensureSignerKey(keyVaultUrl: string, keyName: string): Promise<st
   return ethereumAddressFromJwk(key.key ?? {});
 }
 
+/**
+ * The consortium's pseudonymization key as a Key Vault secret, as in Azure (where each bank's vault holds a copy
+ * distributed by the consortium). Created once with 32 random bytes; kept across restarts with a data dir.
+ */
+async function ensurePseudonymizationSecret(keyVaultUrl: string, name: string): Promise<void> {
+  const client = new SecretClient(keyVaultUrl, localStackCredential, { disableChallengeResourceVerification: true });
+  const exists = await client.getSecret(name).then(
+    () => true,
+    (err: { statusCode?: number }) => {
+      if (err.statusCode === 404) return false;
+      throw err;
+    }
+  );
+  if (!exists) await client.setSecret(name, randomBytes(32).toString('hex'));
+}
+
+export const PSEUDONYMIZATION_SECRET_NAME = 'pseudonymization-key';
+
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const banks = options.banks ?? 1;
   if (!Number.isInteger(banks) || banks < 1 || banks > 26)
@@ -147,6 +167,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const appInsights = await startAppInsightsStandIn({ tls });
     started.push(appInsights);
 
+    await ensurePseudonymizationSecret(keyVault.url, PSEUDONYMIZATION_SECRET_NAME);
     const bankInfos: BankInfo[] = [];
     for (const [i, bankId] of bankIds.entries()) {
       const signerKeyName = signerKeyNameOf(bankId);
@@ -212,6 +233,7 @@ export function bankSettings(info: StackInfo, bankId: string): Record<string, st
     AzureWebJobsStorage: bank.storageConnectionString,
     KEY_VAULT_URL: info.keyVaultUrl,
     SIGNER_KEY_NAME: bank.signerKeyName,
+    PSEUDONYMIZATION_SECRET_NAME,
     CHAIN_RPC_URLS: info.chain.rpcUrl,
     CHAIN_ID: String(info.chain.chainId),
     REGISTRY_ADDRESS: info.chain.registryAddress,

@@ -3,6 +3,7 @@ import { ConfigError, loadConfig } from '../../shared/config';
 const azure = {
   BANK_ID: 'BANK-A',
   AzureWebJobsStorage__accountName: 'stbanka',
+  ServiceBusConnection__fullyQualifiedNamespace: 'sb-bank-a.servicebus.windows.net',
   KEY_VAULT_URL: 'https://kv-bank-a.vault.azure.net/',
   SIGNER_KEY_NAME: 'signer-bank-a',
   CHAIN_RPC_URLS: 'https://rpc.consortium.example, https://rpc2.consortium.example',
@@ -66,6 +67,19 @@ describe('config', () => {
     ['LEDGER_ENVIRONMENT', 'prod', 'LEDGER_ENVIRONMENT is invalid'],
     ['AZURE_CLIENT_ID', 'not-a-guid', 'AZURE_CLIENT_ID is invalid'],
     ['AzureWebJobsStorage__accountName', 'Bad_Name', 'AzureWebJobsStorage__accountName is invalid'],
+    [
+      'SUBMIT_SCHEDULE',
+      '*/2 * * * *',
+      'SUBMIT_SCHEDULE is invalid ("*/2 * * * *"): expected a six-field NCRONTAB schedule',
+    ],
+    ['SUBMIT_MODE', 'fast', 'SUBMIT_MODE is invalid'],
+    ['PSEUDONYMIZATION_SECRET_NAME', 'bad name!', 'PSEUDONYMIZATION_SECRET_NAME is invalid'],
+    [
+      'VALIDATOR_RPC_URLS',
+      'https://ok.example, ftp://bad.example',
+      'VALIDATOR_RPC_URLS is invalid ("ftp://bad.example")',
+    ],
+    ['WATCH_REORG_WINDOW_BLOCKS', '2', 'WATCH_REORG_WINDOW_BLOCKS is invalid'],
   ])('rejects an invalid %s with a message naming it', (name, value, message) => {
     const problems = problemsOf({ ...azure, [name]: value });
     expect(problems).toHaveLength(1);
@@ -87,6 +101,19 @@ describe('config', () => {
     });
     expect(local.storage.connectionString).toContain('AccountName=a');
     expect(local.chain.rpcUrls).toEqual(['http://127.0.0.1:8545']);
+  });
+
+  it('refuses a pseudonymization key in settings in Azure', () => {
+    expect(problemsOf({ ...azure, PSEUDONYMIZATION_SECRET: 'ab'.repeat(32) })[0]).toContain(
+      'PSEUDONYMIZATION_SECRET is refused in Azure'
+    );
+  });
+
+  it('defaults the validators to the RPC endpoints and reads pipeline defaults', () => {
+    const config = loadConfig(azure);
+    expect(config.heartbeat.validatorRpcUrls).toEqual(config.chain.rpcUrls);
+    expect(config.submit).toMatchObject({ mode: 'batched', schedule: '*/2 * * * * *', maxInFlight: 4 });
+    expect(config.pseudonymization).toEqual({ secretName: 'pseudonymization-key', localSecret: undefined });
   });
 
   it('accepts 0 confirmations for immediate-finality chains', () => {

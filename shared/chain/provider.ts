@@ -1,0 +1,76 @@
+import { FetchRequest, JsonRpcProvider, Network, isError } from 'ethers';
+
+/**
+ * JSON-RPC access to the PoA network through its load balancer first and fallbacks after. Reads go to the
+ * first endpoint that answers; a timeout, a network failure or a server error moves on to the next. ethers
+ * parses and validates every answer (blocks, logs, receipts), so a malformed RPC answer is an error, not data.
+ */
+export interface ChainOptions {
+  rpcUrls: string[];
+  chainId: number;
+  timeoutMs?: number;
+  /** ethers' polling interval for tx.wait() and similar; keep well under the block time. */
+  pollingIntervalMs?: number;
+}
+
+export class Chain {
+  readonly providers: JsonRpcProvider[];
+
+  constructor(readonly options: ChainOptions) {
+    if (options.rpcUrls.length === 0) throw new Error('Chain: at least one RPC URL is needed');
+    const network = Network.from(options.chainId);
+    this.providers = options.rpcUrls.map((url) => {
+      const request = new FetchRequest(url);
+      request.timeout = options.timeoutMs ?? 10_000;
+      // staticNetwork: no eth_chainId before every call; cacheTimeout -1: never serve a stale nonce or head.
+      return new JsonRpcProvider(request, network, {
+        staticNetwork: network,
+        cacheTimeout: -1,
+        pollingInterval: options.pollingIntervalMs ?? 500,
+        batchMaxCount: 1,
+      });
+    });
+  }
+
+  /** The load balancer (first URL): what reads default to. */
+  get primary(): JsonRpcProvider {
+    return this.providers[0]!;
+  }
+
+  /** Runs `read` against each endpoint in turn until one succeeds; throws the last failure otherwise. */
+  async read<T>(read: (provider: JsonRpcProvider) => Promise<T>): Promise<T> {
+    let last: unknown;
+    for (const provider of this.providers) {
+      try {
+        return await read(provider);
+      } catch (err) {
+        if (!isTransient(err)) throw err;
+        last = err;
+      }
+    }
+    throw last;
+  }
+
+  /** Checks that the node serves the configured chain; a mismatch is a configuration error worth stopping for. */
+  async verifyChainId(): Promise<void> {
+    const actual = await this.read((p) => p.send('eth_chainId', []) as Promise<string>);
+    if (BigInt(actual) !== BigInt(this.options.chainId)) {
+      throw new Error(`CHAIN_ID is ${this.options.chainId} but the RPC endpoint serves chain ${BigInt(actual)}`);
+    }
+  }
+
+  destroy(): void {
+    for (const provider of this.providers) provider.destroy();
+  }
+}
+
+/** Failures worth trying another endpoint (or again later) for, decided from ethers' error codes. */
+export function isTransient(err: unknown): boolean {
+  return (
+    isError(err, 'TIMEOUT') ||
+    isError(err, 'NETWORK_ERROR') ||
+    isError(err, 'SERVER_ERROR') ||
+    isError(err, 'UNKNOWN_ERROR') ||
+    (err as { code?: string }).code === 'ECONNREFUSED'
+  );
+}

@@ -1,0 +1,37 @@
+import type { TokenCredential } from '@azure/core-auth';
+import { Chain } from './chain/provider';
+import { getConfig, type Config } from './config';
+import { azureCredential, localStackCredential } from './identity';
+import { TableStore } from './storage/tables';
+import { createTelemetry, type Telemetry } from './telemetry';
+
+/** The process-wide clients every function shares, built once from the validated config. */
+export interface Runtime {
+  config: Config;
+  credential: TokenCredential;
+  tables: TableStore;
+  chain: Chain;
+  telemetry: Telemetry;
+}
+
+export function createRuntime(config: Config): Runtime {
+  const credential =
+    config.environment === 'local' ? localStackCredential : azureCredential(config.managedIdentityClientId);
+  return {
+    config,
+    credential,
+    tables: new TableStore(config.storage, credential),
+    chain: new Chain({ rpcUrls: config.chain.rpcUrls, chainId: config.chain.chainId }),
+    telemetry: createTelemetry({
+      connectionString: config.appInsightsConnectionString,
+      roleName: `ledger-bridge-${config.bankId.toLowerCase()}`,
+    }),
+  };
+}
+
+let runtime: Runtime | undefined;
+
+export function getRuntime(): Runtime {
+  runtime ??= createRuntime(getConfig());
+  return runtime;
+}

@@ -1,0 +1,89 @@
+import { RestError } from '@azure/core-rest-pipeline';
+import { TableClient, type TableEntity, type TransactionAction } from '@azure/data-tables';
+import type { TokenCredential } from '@azure/core-auth';
+import type { StorageConfig } from '../config';
+
+/** Every table the app owns, in this bank's storage account. */
+export const TABLES = {
+  outbox: 'Outbox',
+  batches: 'Batches',
+  rejections: 'Rejections',
+  creditRecords: 'CreditRecords',
+  creditRecordHistory: 'CreditRecordHistory',
+  members: 'ConsortiumMembers',
+  watcher: 'WatcherState',
+  ops: 'OpsState',
+} as const;
+
+export type TableName = (typeof TABLES)[keyof typeof TABLES];
+
+/** Table clients for one storage account: managed identity in Azure, a connection string on the local stack. */
+export class TableStore {
+  private readonly clients = new Map<string, TableClient>();
+  private readonly created = new Set<string>();
+
+  constructor(
+    private readonly storage: StorageConfig,
+    private readonly credential?: TokenCredential
+  ) {}
+
+  client(name: TableName): TableClient {
+    let client = this.clients.get(name);
+    if (!client) {
+      if (this.storage.connectionString) {
+        client = TableClient.fromConnectionString(this.storage.connectionString, name, {
+          allowInsecureConnection: true,
+        });
+      } else if (this.storage.tableUrl && this.credential) {
+        client = new TableClient(this.storage.tableUrl, name, this.credential);
+      } else {
+        throw new Error('storage is not configured: neither a table URL with a credential nor a connection string');
+      }
+      this.clients.set(name, client);
+    }
+    return client;
+  }
+
+  /** The client, with its table created on first use (idempotent; 409 means it exists). */
+  async table(name: TableName): Promise<TableClient> {
+    const client = this.client(name);
+    if (!this.created.has(name)) {
+      await client.createTable();
+      this.created.add(name);
+    }
+    return client;
+  }
+}
+
+export const isConflict = (err: unknown): boolean => err instanceof RestError && err.statusCode === 409;
+export const isNotFound = (err: unknown): boolean => err instanceof RestError && err.statusCode === 404;
+export const isPreconditionFailed = (err: unknown): boolean => err instanceof RestError && err.statusCode === 412;
+
+/** Azure Tables allows at most 100 operations, all in one partition, per transaction. */
+export const MAX_TRANSACTION_ACTIONS = 100;
+
+/**
+ * Runs actions as entity-group transactions: grouped by partition, at most 100 per transaction. Each
+ * transaction is atomic; the groups are not atomic with each other, so callers use idempotent actions
+ * (upserts, deletes of what may already be gone) and can simply retry the whole call.
+ */
+export async function submitGrouped(table: TableClient, actions: TransactionAction[]): Promise<number> {
+  const byPartition = new Map<string, TransactionAction[]>();
+  for (const action of actions) {
+    const key = (action[1] as TableEntity).partitionKey;
+    const list = byPartition.get(key) ?? [];
+    list.push(action);
+    byPartition.set(key, list);
+  }
+  let transactions = 0;
+  for (const list of byPartition.values()) {
+    for (let i = 0; i < list.length; i += MAX_TRANSACTION_ACTIONS) {
+      await table.submitTransaction(list.slice(i, i + MAX_TRANSACTION_ACTIONS));
+      transactions++;
+    }
+  }
+  return transactions;
+}
+
+/** Escapes a string for an OData filter literal. */
+export const odata = (value: string): string => `'${value.replace(/'/g, "''")}'`;
