@@ -52,6 +52,8 @@ interface HostJson {
 
 type Trigger = RpcBindingInfo & { name: string };
 
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
 export class FunctionHost {
   readonly api: CoreApi;
   readonly masterKey: string;
@@ -224,11 +226,18 @@ export class FunctionHost {
     // The next occurrence is computed after a run ends, so runs of one timer never overlap.
     const arm = (): void => {
       if (this.stopping) return;
-      const delay = Math.max(0, schedule.next(new Date()).getTime() - Date.now());
-      this.timers.set(
-        name,
-        setTimeout(() => void fire().finally(arm), delay)
-      );
+      const due = schedule.next(new Date()).getTime();
+      // setTimeout holds at most ~24.8 days; a later occurrence waits in steps instead of firing at once.
+      const wait = (): void => {
+        const delay = due - Date.now();
+        this.timers.set(
+          name,
+          delay > MAX_TIMEOUT_MS
+            ? setTimeout(wait, MAX_TIMEOUT_MS)
+            : setTimeout(() => void fire().finally(arm), Math.max(0, delay))
+        );
+      };
+      wait();
     };
     if (trigger.runOnStartup === true) void fire().finally(arm);
     else arm();

@@ -24,6 +24,8 @@ export interface AnvilOptions {
   /** Number of unlocked dev accounts (anvil's default mnemonic). */
   accounts?: number;
   hardfork?: string;
+  /** A zero-gas-price chain, like many Besu/GoQuorum consortia (base fee and gas price 0). */
+  freeGas?: boolean;
 }
 
 export interface Anvil {
@@ -52,6 +54,7 @@ export async function startAnvil(options: AnvilOptions = {}): Promise<Anvil> {
     options.stateFile
       ? ['--state', options.stateFile, '--state-interval', String(options.stateIntervalSeconds ?? 5)]
       : [],
+    options.freeGas ? ['--base-fee', '0', '--gas-price', '0', '--disable-min-priority-fee'] : [],
     ['--quiet'],
   ].flat();
   const child = await startProcess('anvil', anvilBinary(), args, {

@@ -1,5 +1,6 @@
 import { JsonRpcProvider, getAddress, parseEther, toQuantity } from 'ethers';
 import { bankIdToBytes32, deployRegistry } from '../../shared/chain/registry';
+import { feeFields, readFeeModel } from '../../shared/submit/fees';
 
 export interface ConsortiumMember {
   address: string;
@@ -25,10 +26,12 @@ export async function deployConsortium(rpcUrl: string, members: ConsortiumMember
   const provider = new JsonRpcProvider(rpcUrl, undefined, { pollingInterval: 100 });
   try {
     const admin = await provider.getSigner(0);
-    const { registry, address, deployBlock } = await deployRegistry(admin);
+    // ethers' default fee guess fails on a zero-gas chain; price transactions the way the submitter does.
+    const fees = feeFields(await readFeeModel(provider));
+    const { registry, address, deployBlock } = await deployRegistry(admin, fees);
     // Send every registration before waiting, so interval mining needs one block rather than one per member.
     const pending = [];
-    for (const { address: member, bankId } of entries) pending.push(await registry.addMember(member, bankId));
+    for (const { address: member, bankId } of entries) pending.push(await registry.addMember(member, bankId, fees));
     await Promise.all(pending.map((tx) => tx.wait()));
     for (const { address: member } of entries) {
       await provider.send('anvil_setBalance', [member, toQuantity(MEMBER_BALANCE)]);

@@ -12,6 +12,7 @@ import {
   type ContractTransactionResponse,
   type Result,
   type Signer,
+  type TransactionRequest,
 } from 'ethers';
 // Imported (not read from disk) so tsc copies it to dist/contracts/ and the same path works under ts-jest and dist/.
 import artifact from '../../contracts/CreditRegistry.json';
@@ -54,8 +55,11 @@ export interface DeployedRegistry {
 }
 
 /** Deploys a CreditRegistry whose admin is `signer`, and waits for it to be mined. */
-export async function deployRegistry(signer: Signer): Promise<DeployedRegistry> {
-  const contract = await new ContractFactory(CREDIT_REGISTRY_ABI, CREDIT_REGISTRY_BYTECODE, signer).deploy();
+export async function deployRegistry(
+  signer: Signer,
+  overrides: Omit<TransactionRequest, 'to' | 'data'> = {}
+): Promise<DeployedRegistry> {
+  const contract = await new ContractFactory(CREDIT_REGISTRY_ABI, CREDIT_REGISTRY_BYTECODE, signer).deploy(overrides);
   const receipt = await contract.deploymentTransaction()?.wait();
   if (!receipt) throw new Error('CreditRegistry deployment: no receipt for the deployment transaction');
   const address = await contract.getAddress();

@@ -1,5 +1,5 @@
 import type { TableClient } from '@azure/data-tables';
-import { isNotFound, odata, TABLES, type TableStore } from './tables';
+import { isConflict, isNotFound, odata, TABLES, type TableStore } from './tables';
 
 /**
  * The write-ahead log of transactions and the nonce authority. One row per (signer, nonce), inserted before
@@ -7,16 +7,22 @@ import { isNotFound, odata, TABLES, type TableStore } from './tables';
  * stored raw transaction is rebroadcast as it is (same hash) instead of signing anew.
  *
  *   PartitionKey  the signer address (lowercase)
- *   RowKey        the nonce, zero-padded to 20 digits (so rows sort by nonce)
+ *   RowKey        MAX_SAFE_INTEGER - nonce, zero-padded: the newest nonce sorts first, so "the highest nonce
+ *                 taken" is a one-row query
+ *
+ * Status: signed (in the WAL, maybe broadcast) → mined (a receipt exists) → confirmed (the watcher saw it at
+ * confirmation depth). `abandoned`: the nonce was consumed by a transaction that is not ours, or ours reverted;
+ * its events went back to the pending index.
  */
-export type BatchStatus = 'reserved' | 'signed' | 'mined' | 'confirmed';
+export type BatchStatus = 'signed' | 'mined' | 'confirmed' | 'abandoned';
 
 export interface BatchRow {
   signer: string;
   nonce: number;
   status: BatchStatus;
-  /** Event ids in the transaction, in record order (JSON array). */
+  /** Event ids in the transaction, in record order, with their enqueue times (to find their pending rows). */
   eventIds: string[];
+  enqueuedAts: string[];
   /** Every raw transaction signed for this nonce (fee bumps add one); all carry the same records. */
   rawTxs: string[];
   txHashes: string[];
@@ -29,13 +35,15 @@ export interface BatchRow {
   minedTxHash?: string;
   minedBlock?: number;
   confirmedAt?: string;
+  /** The last broadcast or chain failure, for operators. */
+  lastError?: string;
 }
 
 /** Table entity: lists are stored as chunked JSON strings (a string property holds at most 32K characters). */
 type BatchEntity = Record<string, unknown> & { partitionKey: string; rowKey: string };
 
 const CHUNK = 30_000;
-export const nonceKey = (nonce: number): string => String(nonce).padStart(20, '0');
+export const nonceKey = (nonce: number): string => String(Number.MAX_SAFE_INTEGER - nonce).padStart(16, '0');
 
 function putList(entity: BatchEntity, name: string, list: string[]): void {
   const json = JSON.stringify(list);
@@ -52,9 +60,10 @@ function getList(entity: Record<string, unknown>, name: string): string[] {
 }
 
 export function toEntity(row: BatchRow): BatchEntity {
-  const { eventIds, rawTxs, txHashes, ...scalars } = row;
+  const { eventIds, enqueuedAts, rawTxs, txHashes, ...scalars } = row;
   const entity: BatchEntity = { partitionKey: row.signer.toLowerCase(), rowKey: nonceKey(row.nonce), ...scalars };
   putList(entity, 'eventIds', eventIds);
+  putList(entity, 'enqueuedAts', enqueuedAts);
   putList(entity, 'rawTxs', rawTxs);
   putList(entity, 'txHashes', txHashes);
   for (const [key, value] of Object.entries(entity)) if (value === undefined) delete entity[key];
@@ -67,6 +76,7 @@ export function fromEntity(entity: Record<string, unknown>): BatchRow {
     nonce: Number(entity.nonce),
     status: entity.status as BatchStatus,
     eventIds: getList(entity, 'eventIds'),
+    enqueuedAts: getList(entity, 'enqueuedAts'),
     rawTxs: getList(entity, 'rawTxs'),
     txHashes: getList(entity, 'txHashes'),
     outboxMarked: entity.outboxMarked === true,
@@ -77,6 +87,7 @@ export function fromEntity(entity: Record<string, unknown>): BatchRow {
     minedTxHash: entity.minedTxHash as string | undefined,
     minedBlock: entity.minedBlock as number | undefined,
     confirmedAt: entity.confirmedAt as string | undefined,
+    lastError: entity.lastError as string | undefined,
   };
 }
 
@@ -97,12 +108,42 @@ export class Batches {
     }
   }
 
-  /** Rows of `signer` not yet confirmed, by nonce. */
+  /** Inserts the WAL row for a new nonce; false when another submitter holds that nonce already. */
+  async create(row: BatchRow): Promise<boolean> {
+    const table = await this.table();
+    try {
+      await table.createEntity(toEntity(row));
+      return true;
+    } catch (err) {
+      if (isConflict(err)) return false;
+      throw err;
+    }
+  }
+
+  /** Replaces the row (the submitter is its only writer besides the watcher's status marks). */
+  async update(row: BatchRow): Promise<void> {
+    const table = await this.table();
+    await table.updateEntity(toEntity(row), 'Merge');
+  }
+
+  /** The highest nonce in the WAL for `signer`, if any. */
+  async highestNonce(signer: string): Promise<number | undefined> {
+    const table = await this.table();
+    const query = table.listEntities<{ nonce: number }>({
+      queryOptions: { filter: `PartitionKey eq ${odata(signer.toLowerCase())}`, select: ['nonce'] },
+    });
+    for await (const page of query.byPage({ maxPageSize: 1 })) return page[0]?.nonce;
+    return undefined;
+  }
+
+  /** Rows of `signer` that are signed or mined (not yet confirmed or abandoned), by nonce. */
   async open(signer: string): Promise<BatchRow[]> {
     const table = await this.table();
     const rows: BatchRow[] = [];
     const query = table.listEntities({
-      queryOptions: { filter: `PartitionKey eq ${odata(signer.toLowerCase())} and status ne 'confirmed'` },
+      queryOptions: {
+        filter: `PartitionKey eq ${odata(signer.toLowerCase())} and (status eq 'signed' or status eq 'mined')`,
+      },
     });
     for await (const entity of query) rows.push(fromEntity(entity));
     return rows.sort((a, b) => a.nonce - b.nonce);

@@ -165,6 +165,29 @@ export class Outbox {
     await submitGroupedTolerant(table, actions);
   }
 
+  /**
+   * Puts events back in the pending index (their transaction was abandoned: reverted, or its nonce was taken by
+   * another transaction). Submitting them again is safe: the contract skips what already applied.
+   */
+  async returnToPending(eventIds: string[]): Promise<void> {
+    const table = await this.table();
+    const actions: TransactionAction[] = [];
+    for (const eventId of eventIds) {
+      const event = await this.get(eventId);
+      if (!event || event.status === 'confirmed' || event.status === 'skipped') continue;
+      const partitionKey = shardOf(eventId);
+      const pending: PendingRecord = {
+        eventId,
+        subjectRef: event.subjectRef,
+        data: event.data,
+        enqueuedAt: event.enqueuedAt,
+      };
+      actions.push(['upsert', { partitionKey, rowKey: pendingRowKey(pending), ...pending }, 'Replace']);
+      actions.push(['update', { partitionKey, rowKey: eventRowKey(eventId), status: 'pending' }, 'Merge']);
+    }
+    await submitGrouped(table, actions);
+  }
+
   /** Pending depth and the enqueue time of the oldest pending event (for backlog metrics and alerts). */
   async backlog(): Promise<{ depth: number; oldestEnqueuedAt?: string }> {
     const table = await this.table();
