@@ -1,0 +1,52 @@
+import type { SignerActivity } from './validator-methods';
+
+/** What one heartbeat saw; kept 30 minutes in TABLES.ops for /api/status and the dashboard. */
+export interface BeatSample {
+  /** ISO time of the beat. */
+  t: string;
+  validators: ValidatorSample[];
+  chain: ChainSample;
+  pipeline: PipelineSample;
+}
+
+export type NodeStatus = 'up' | 'degraded' | 'down';
+
+export interface ValidatorSample {
+  name: string;
+  status: NodeStatus;
+  head?: number;
+  lagBlocks?: number;
+  blockAgeSeconds?: number;
+  peers?: number;
+  latencyMs?: number;
+  syncing?: boolean;
+  clientVersion?: string;
+  consensus?: string;
+  /** Why it is down, or what degrades it. */
+  message?: string;
+  downSince?: string;
+}
+
+export interface ChainSample {
+  head?: number;
+  blockAgeSeconds?: number;
+  avgBlockTimeSeconds?: number;
+  txPerMinute?: number;
+  members?: number;
+  /** Where validator set and participation come from: a consensus API, or block miners. */
+  consensusSource?: string;
+  validatorSet?: string[];
+  participation?: SignerActivity[];
+  problems?: string[];
+}
+
+export interface PipelineSample {
+  outboxDepth?: number;
+  oldestPendingAgeSeconds?: number;
+  /** Null: not measured (its source is not available yet), never a made-up zero. */
+  rejections: number | null;
+  deadLetters?: number;
+  projectionLagBlocks: number | null;
+  projectionLagSeconds: number | null;
+  problems?: string[];
+}

@@ -1,0 +1,59 @@
+import { alertChecks, evaluateAlerts, type AlertState } from '../../shared/ops/alerts';
+
+const thresholds = {
+  validatorSilentBeats: 2,
+  blockAgeFactor: 5,
+  blockTimeFactor: 2,
+  outboxOldestAgeSeconds: 60,
+  deadLetters: 1,
+};
+
+describe('alert rules', () => {
+  it('fire once when breached, keep firing quietly, and resolve once', () => {
+    let previous = new Map<string, AlertState>();
+    const beat = (failures: number, blockAge: number, now: string) => {
+      const checks = alertChecks(
+        { validatorFailures: new Map([['v1:8545', failures]]), chainBlockAgeSeconds: blockAge },
+        thresholds,
+        2,
+        previous
+      );
+      const result = evaluateAlerts(checks, previous, now);
+      previous = new Map(result.states.map((s) => [`${s.rule}|${s.subject}`, s]));
+      return result.transitions.map(
+        (t) => `${t.kind} ${t.alert.rule} ${t.alert.subject} ${t.alert.value}/${t.alert.threshold}`
+      );
+    };
+    expect(beat(1, 3, 't1')).toEqual([]);
+    expect(beat(2, 11, 't2')).toEqual(['fired ValidatorSilent v1:8545 2/2', 'fired ChainStalled chain 11/10']);
+    expect(beat(3, 20, 't3')).toEqual([]);
+    expect(previous.get('ChainStalled|chain')).toMatchObject({ state: 'firing', since: 't2', value: 20 });
+    expect(beat(0, 1, 't4')).toEqual(['resolved ValidatorSilent v1:8545 0/2', 'resolved ChainStalled chain 1/10']);
+  });
+
+  it('leave an alert as it is when its value cannot be measured this beat', () => {
+    const firing: AlertState = {
+      rule: 'OutboxBacklogAge',
+      subject: 'outbox',
+      state: 'firing',
+      value: 90,
+      threshold: 60,
+      since: 't0',
+      updatedAt: 't0',
+    };
+    const previous = new Map([['OutboxBacklogAge|outbox', firing]]);
+    const checks = alertChecks({ validatorFailures: new Map() }, thresholds, 2, previous);
+    expect(evaluateAlerts(checks, previous, 't1')).toEqual({ states: [firing], transitions: [] });
+  });
+
+  it('dead letters fire at the threshold (>=), slow blocks above factor × target', () => {
+    const checks = alertChecks(
+      { validatorFailures: new Map(), deadLetters: { queue: 'credit-updates', count: 1 }, avgBlockTimeSeconds: 4.5 },
+      thresholds,
+      2,
+      new Map()
+    );
+    const fired = evaluateAlerts(checks, new Map(), 't').transitions.map((t) => t.alert.rule);
+    expect(fired.sort()).toEqual(['DeadLetters', 'SlowBlocks']);
+  });
+});
