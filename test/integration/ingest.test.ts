@@ -1,0 +1,275 @@
+import { createHmac, randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { SecretClient } from '@azure/keyvault-secrets';
+import { spawnFunctionHost, type RunningHost } from '../../local/host/spawn';
+import { LocalServiceBusQueue, toBodyBuffer, type MessageEnvelope } from '../../local/host/service-bus-queue';
+import { bankSettings, PSEUDONYMIZATION_SECRET_NAME, startStack, type Stack } from '../../local/stack/stack';
+import { decodeRecord } from '../../shared/domain/record-codec';
+import { localStackCredential } from '../../shared/identity';
+import { INGEST_TELEMETRY } from '../../shared/ingest';
+import { Outbox } from '../../shared/storage/outbox';
+import { Rejections } from '../../shared/storage/rejections';
+import { TABLES, TableStore } from '../../shared/storage/tables';
+
+/** The real app (dist/functions) in the local host, fed through the bank's credit-updates queue. */
+describe('ingest', () => {
+  const appDir = join(__dirname, '../..');
+  let stack: Stack;
+  let host: RunningHost;
+  let queue: LocalServiceBusQueue;
+  let tables: TableStore;
+  let outbox: Outbox;
+  let rejections: Rejections;
+  const logs: string[] = [];
+  /** Raw identifiers used below, as sent (with separators) and normalized: none may appear anywhere stored. */
+  const rawIds: { value: string; normalized: string }[] = [];
+  let nextRaw = 0;
+
+  function rawSubject(): { country: string; idType: string; value: string } {
+    // Distinctive per run and per event: 'qx' + 9 digits, sent with mixed case, spaces, dots and a dash.
+    const digits = String(Date.now() % 1e6).padStart(6, '0') + String(nextRaw++).padStart(3, '0');
+    const value = ` qX ${digits.slice(0, 3)}.${digits.slice(3, 6)}-${digits.slice(6)} `;
+    rawIds.push({ value, normalized: `QX${digits}` });
+    return { country: 'SE', idType: 'national-id', value };
+  }
+  const event = (overrides: Record<string, unknown> = {}): Record<string, unknown> => ({
+    specVersion: 'credit-update/v1',
+    eventId: randomUUID(),
+    bankId: 'BANK-A',
+    subject: rawSubject(),
+    sequence: 7,
+    asOf: '2026-01-15T08:30:00Z',
+    credit: {
+      score: 655,
+      openAccounts: 4,
+      delinquencies: { days30: 2, days60: 1, days90: 0 },
+      defaulted: false,
+      totalBalance: 98_765,
+      creditLimit: 150_000,
+    },
+    ...overrides,
+  });
+  const send = (body: Buffer | object, messageId = randomUUID()): Promise<string> => queue.send({ body, messageId });
+
+  /** The structured ingest log lines the app wrote for one message. */
+  const ingestLogs = (messageId: string): { outcome: string; deliveryCount: number; error?: string }[] =>
+    logs
+      .map((line) => /(\{"event":"ingest".*\})$/.exec(line)?.[1])
+      .filter((json): json is string => json !== undefined)
+      .map((json) => JSON.parse(json) as { messageId: string; outcome: string; deliveryCount: number; error?: string })
+      .filter((entry) => entry.messageId === messageId);
+  const settled = (messageId: string): boolean =>
+    ingestLogs(messageId).some((l) => ['accepted', 'duplicate', 'rejected'].includes(l.outcome));
+
+  async function eventually<T>(probe: () => Promise<T> | T, ok: (v: T) => boolean, what: string): Promise<T> {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const value = await probe();
+      if (ok(value)) return value;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(value)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  const allSettled = (ids: string[]): Promise<unknown> =>
+    eventually(
+      () => ids.filter((id) => !settled(id)),
+      (left) => left.length === 0,
+      'every message to be settled'
+    );
+
+  async function everyEntity(table: (typeof TABLES)[keyof typeof TABLES]): Promise<Record<string, unknown>[]> {
+    const rows: Record<string, unknown>[] = [];
+    for await (const row of (await tables.table(table)).listEntities()) rows.push(row);
+    return rows;
+  }
+  function expectNoRawIds(where: string, text: string): void {
+    for (const { value, normalized } of rawIds) {
+      // Also a prefix: a parser's error snippet would quote only the first characters.
+      for (const spelling of [value.trim(), normalized.slice(0, 8), normalized.slice(2)]) {
+        if (text.includes(spelling)) throw new Error(`${where} contains the raw identifier "${spelling}"`);
+      }
+    }
+  }
+
+  beforeAll(async () => {
+    stack = await startStack({ banks: 1, blockTimeSeconds: 0 });
+    const settings = bankSettings(stack.info, 'BANK-A');
+    host = await spawnFunctionHost({
+      name: 'BANK-A app',
+      appDir,
+      settings,
+      maxDeliveryCount: 3,
+      onLine: (line) => logs.push(line),
+    });
+    queue = new LocalServiceBusQueue(settings.AzureWebJobsStorage!, 'credit-updates');
+    tables = new TableStore({ connectionString: settings.AzureWebJobsStorage });
+    outbox = new Outbox(tables);
+    rejections = new Rejections(tables);
+  });
+  afterAll(async () => {
+    await host?.stop();
+    await stack?.stop();
+  });
+
+  // First, while the app has not read the pseudonymization key yet (it does so on the first raw subject).
+  it('dead-letters an event after the maximum deliveries while Key Vault keeps failing, storing nothing', async () => {
+    stack.keyVault.faults.failNext({ status: 503, count: 1000, retryAfterSeconds: 0, operation: 'getSecret' });
+    try {
+      const body = event();
+      const messageId = await send(body);
+      const dead = await eventually(
+        () => queue.peekDeadLetters(),
+        (list) => list.some((m) => m.messageId === messageId),
+        'the dead letter'
+      );
+      const letter = dead.find((m) => m.messageId === messageId)!;
+      expect(letter.deadLetterReason).toBe('MaxDeliveryCountExceeded');
+      expect(letter.deadLetterErrorDescription).toMatch(
+        /after 3 delivery attempts.*cannot read the pseudonymization key, Key Vault secret .*pseudonymization-key: The service is temporarily unavailable/
+      );
+      expectNoRawIds('the dead-letter reason', letter.deadLetterErrorDescription!);
+      expect(ingestLogs(messageId).map((l) => [l.deliveryCount, l.outcome])).toEqual([
+        [1, 'retry'],
+        [2, 'retry'],
+        [3, 'retry'],
+      ]);
+      expect(await outbox.get(body.eventId as string)).toBeUndefined();
+    } finally {
+      stack.keyVault.faults.clear();
+    }
+  });
+
+  it('redelivers an event after a transient Key Vault failure and then accepts it', async () => {
+    const before = stack.keyVault.stats.faultsInjected;
+    // More failures than the SDK's own retries of one read (4 requests): the first delivery fails for sure.
+    stack.keyVault.faults.failNext({ status: 503, count: 6, retryAfterSeconds: 0, operation: 'getSecret' });
+    const body = event();
+    const messageId = await send(body);
+    const row = await eventually(
+      () => outbox.get(body.eventId as string),
+      (r) => r !== undefined,
+      'the outbox row'
+    );
+    expect(row!.messageId).toBe(messageId);
+    expect(row!.subjectRef).toMatch(/^0x[0-9a-f]{64}$/);
+    expect(stack.keyVault.stats.faultsInjected - before).toBe(6);
+    const deliveries = ingestLogs(messageId);
+    expect(deliveries[0]).toMatchObject({ deliveryCount: 1, outcome: 'retry' });
+    expect(deliveries.at(-1)).toMatchObject({ outcome: 'accepted' });
+    expect(deliveries.at(-1)!.deliveryCount).toBeGreaterThanOrEqual(2);
+  });
+
+  it('puts valid events in the outbox under the pseudonymous ref and rejects invalid ones with reasons', async () => {
+    const secret = await new SecretClient(stack.info.keyVaultUrl, localStackCredential, {
+      disableChallengeResourceVerification: true,
+    }).getSecret(PSEUDONYMIZATION_SECRET_NAME);
+    const key = Buffer.from(secret.value!, 'hex');
+    const expectedRef = (normalized: string): string =>
+      '0x' + createHmac('sha256', key).update(`credit-subject/v1\nSE\nnational-id\n${normalized}`).digest('hex');
+
+    const valid = [event(), event({ sequence: 8 }), event({ credit: { ...(event().credit as object), score: 850 } })];
+    const byRef = event({ subject: { ref: '0x' + 'ab'.repeat(32) } });
+    const wrongBank = event({ bankId: 'BANK-Z' });
+    const invalid: [string, Buffer | object, string, RegExp][] = [
+      ['broken JSON', Buffer.from(`{"subject":{"value":${rawIds[0]!.normalized}}`), 'not-json', /not JSON/],
+      ['wrong bank', wrongBank, 'wrong-bank', /event is for bank BANK-Z, but this ledger-bridge reports for BANK-A/],
+      ['schema', event({ credit: { score: 900 } }), 'schema', /\/credit\/score must be <= 850/],
+      ['not UTF-8', Buffer.from([0x7b, 0x22, 0xc3, 0x28, 0x22, 0x7d]), 'not-utf8', /offset 2/],
+      ['future', event({ asOf: new Date(Date.now() + 3_600_000).toISOString() }), 'future-asof', /in the future/],
+      ['empty', Buffer.alloc(0), 'empty', /empty/],
+      ['too large', Buffer.alloc(9000, 0x20), 'too-large', /9000 bytes/],
+    ];
+    const validIds = await Promise.all([...valid, byRef].map((e) => send(e)));
+    const invalidIds = await Promise.all(invalid.map(([, body]) => send(body)));
+    await allSettled([...validIds, ...invalidIds]);
+
+    for (const [i, e] of valid.entries()) {
+      const row = (await outbox.get(e.eventId as string))!;
+      // Pending, unless the app's submitter has already picked it up.
+      expect(row).toMatchObject({ messageId: validIds[i], sequence: String(e.sequence) });
+      expect(['pending', 'batched', 'confirmed']).toContain(row.status);
+      const normalized = rawIds.find((r) => r.value === (e.subject as { value: string }).value)!.normalized;
+      expect(row.subjectRef).toBe(expectedRef(normalized));
+      expect(decodeRecord(BigInt(row.data))).toEqual({
+        ...(e.credit as object),
+        sequence: BigInt(e.sequence as number),
+        asOf: Date.parse(e.asOf as string) / 1000,
+      });
+    }
+    expect((await outbox.get(byRef.eventId as string))!.subjectRef).toBe('0x' + 'ab'.repeat(32));
+
+    const rows = await rejections.list({ limit: 100 });
+    for (const [i, [kind, body, code, reason]] of invalid.entries()) {
+      const row = rows.find((r) => r.messageId === invalidIds[i]);
+      expect(row).toMatchObject({ code, deliveryCount: 1, bodySize: toBodyBuffer(body).length });
+      expect([kind, row!.reason]).toEqual([kind, expect.stringMatching(reason)]);
+    }
+    expect(rows.find((r) => r.messageId === invalidIds[1])!.eventId).toBe(wrongBank.eventId);
+    expect(await rejections.countSince(new Date(Date.now() - 60_000))).toBe(invalid.length);
+
+    // Every message completed: none left, none dead-lettered besides the first test's.
+    await eventually(
+      () => queue.activeCount(),
+      (n) => n === 0,
+      'an empty queue'
+    );
+    expect(await queue.peekDeadLetters()).toHaveLength(1);
+
+    const rejectedEvents = await stack.appInsights.waitFor(
+      (r) => r.name === INGEST_TELEMETRY.rejectedEvent && r.properties.messageId === invalidIds.at(-1)
+    );
+    expect(rejectedEvents[0]!.properties).toEqual({ code: 'too-large', messageId: invalidIds.at(-1) });
+
+    // Raw identifiers reach neither the tables, nor the app's log, nor telemetry.
+    expectNoRawIds('the Outbox table', JSON.stringify(await everyEntity(TABLES.outbox)));
+    expectNoRawIds('the Rejections table', JSON.stringify(await everyEntity(TABLES.rejections)));
+    expectNoRawIds('the app log', logs.join('\n'));
+    expectNoRawIds('telemetry', JSON.stringify(stack.appInsights.envelopes()));
+  });
+
+  it('records an event once when it is published twice or its message is delivered again', async () => {
+    const body = event();
+    const first = await send(body);
+    const republished = await send(body);
+    await allSettled([first, republished]);
+    // A redelivery is the same message (id, enqueue time) again, as after a lost lock.
+    const again: MessageEnvelope = {
+      messageId: first,
+      body: Buffer.from(JSON.stringify(body)).toString('base64'),
+      enqueuedTimeUtc: new Date().toISOString(),
+      sequenceNumber: 1,
+    };
+    await queue.queue.sendMessage(JSON.stringify(again));
+    await eventually(
+      () => ingestLogs(first).length,
+      (n) => n === 2,
+      'the redelivery'
+    );
+
+    const outcomes = [...ingestLogs(first), ...ingestLogs(republished)].map((l) => l.outcome).sort();
+    expect(outcomes).toEqual(['accepted', 'duplicate', 'duplicate']);
+    const rows = (await everyEntity(TABLES.outbox)).filter((r) => String(r.rowKey) === `e_${String(body.eventId)}`);
+    expect(rows).toEqual([expect.objectContaining({ messageId: first })]);
+  });
+
+  it('records a rejected message once when it is delivered again', async () => {
+    const body = Buffer.from(JSON.stringify(event({ sequence: 0 })));
+    const envelope: MessageEnvelope = {
+      messageId: randomUUID(),
+      body: body.toString('base64'),
+      enqueuedTimeUtc: new Date().toISOString(),
+      sequenceNumber: 2,
+    };
+    for (let delivery = 1; delivery <= 2; delivery++) {
+      await queue.queue.sendMessage(JSON.stringify(envelope));
+      await eventually(
+        () => ingestLogs(envelope.messageId).length,
+        (n) => n === delivery,
+        `delivery ${delivery}`
+      );
+    }
+    expect(ingestLogs(envelope.messageId).map((l) => l.outcome)).toEqual(['rejected', 'rejected']);
+    const rows = (await rejections.list({ limit: 100 })).filter((r) => r.messageId === envelope.messageId);
+    expect(rows).toEqual([expect.objectContaining({ code: 'schema', reason: '/sequence must be >= 1' })]);
+  });
+});
