@@ -13,8 +13,9 @@ module.exports = {
       ...common,
       displayName: 'integration',
       testMatch: ['<rootDir>/test/integration/**/*.test.ts'],
-      testTimeout: 120000,
       slowTestThreshold: 30,
     },
   ],
+  // A global option (projects cannot set it): integration tests start real processes and wait for blocks.
+  testTimeout: 120000,
 };

@@ -2,6 +2,7 @@ import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { spawnFunctionHost, type RunningHost } from './host/spawn';
+import { rebuildCommand } from './rebuild-projections';
 import {
   bankSettings,
   defaultStackFile,
@@ -167,6 +168,21 @@ const commands: Record<string, Command> = {
         console.log(`ready in ${seconds} s; endpoints written to ${file}; Ctrl-C stops everything`);
       }
       await untilInterrupted(stopAll);
+    },
+  },
+  'rebuild-projections': {
+    summary: 'replay the read projections (credit records, history, members) from the chain, with progress',
+    usage: 'ledger-bridge rebuild-projections [--from-block N] [--bank ID] [--json]',
+    options: { 'from-block': { type: 'string' }, bank: { type: 'string' }, json: { type: 'boolean' } },
+    async run(values) {
+      await rebuildCommand({
+        fromBlock:
+          values['from-block'] === undefined
+            ? undefined
+            : wholeNumber('from-block', values['from-block'], 0, 0, Number.MAX_SAFE_INTEGER),
+        bankId: typeof values.bank === 'string' ? values.bank : undefined,
+        json: values.json === true,
+      });
     },
   },
 };

@@ -238,6 +238,7 @@ export function bankSettings(info: StackInfo, bankId: string): Record<string, st
     CHAIN_ID: String(info.chain.chainId),
     REGISTRY_ADDRESS: info.chain.registryAddress,
     CONFIRMATIONS: String(info.chain.confirmations),
+    WATCH_FROM_BLOCK: String(info.chain.deployBlock),
     // An automining test chain (block time 0) has no target; the app paces itself at 1 s then.
     BLOCK_TIME_SECONDS: String(Math.max(1, info.chain.blockTimeSeconds)),
     APPLICATIONINSIGHTS_CONNECTION_STRING: info.appInsights.connectionString,

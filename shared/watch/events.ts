@@ -1,0 +1,85 @@
+import { getAddress, type Log } from 'ethers';
+import { bytes32ToBankId, registryInterface } from '../chain/registry';
+import { bytes16ToEventId } from '../domain/event-id';
+
+/** Where a log sits on chain: its identity and the provenance every projected row carries. */
+export interface LogPosition {
+  blockNumber: number;
+  blockHash: string;
+  txHash: string;
+  logIndex: number;
+}
+
+export type RegistryEvent =
+  | { kind: 'updated'; at: LogPosition; subjectRef: string; bankId: string; eventId: string; data: bigint }
+  | {
+      kind: 'skipped';
+      at: LogPosition;
+      subjectRef: string;
+      bankId: string;
+      eventId: string;
+      sequence: bigint;
+      reason: number;
+    }
+  | { kind: 'memberAdded' | 'memberRemoved'; at: LogPosition; address: string; bankId: string };
+
+const EVENT_NAMES = ['CreditRecordUpdated', 'CreditRecordSkipped', 'MemberAdded', 'MemberRemoved'] as const;
+
+/** topic0 of the events the projections need (one OR-ed topic filter for eth_getLogs). */
+export const WATCHED_TOPICS: string[] = EVENT_NAMES.map((name) => registryInterface.getEvent(name)!.topicHash);
+
+/**
+ * A bank id as the chain holds it. Ids outside the naming rule (the admin registered something odd) are kept as
+ * their bytes32 hex rather than stopping the watcher on another party's data.
+ */
+function bankIdOf(value: string): string {
+  try {
+    return bytes32ToBankId(value);
+  } catch {
+    return value.toLowerCase();
+  }
+}
+
+/** Decodes one CreditRegistry log; undefined for events the projections do not use (admin changes). */
+export function decodeEvent(log: Log): RegistryEvent | undefined {
+  const parsed = registryInterface.parseLog({ topics: [...log.topics], data: log.data });
+  if (!parsed) return undefined;
+  const at: LogPosition = {
+    blockNumber: log.blockNumber,
+    blockHash: log.blockHash,
+    txHash: log.transactionHash,
+    logIndex: log.index,
+  };
+  const args = parsed.args;
+  switch (parsed.name) {
+    case 'CreditRecordUpdated':
+      return {
+        kind: 'updated',
+        at,
+        subjectRef: String(args.subject).toLowerCase(),
+        bankId: bankIdOf(String(args.bankId)),
+        eventId: bytes16ToEventId(String(args.eventId)),
+        data: BigInt(args.data as bigint),
+      };
+    case 'CreditRecordSkipped':
+      return {
+        kind: 'skipped',
+        at,
+        subjectRef: String(args.subject).toLowerCase(),
+        bankId: bankIdOf(String(args.bankId)),
+        eventId: bytes16ToEventId(String(args.eventId)),
+        sequence: BigInt(args.sequence as bigint),
+        reason: Number(args.reason),
+      };
+    case 'MemberAdded':
+    case 'MemberRemoved':
+      return {
+        kind: parsed.name === 'MemberAdded' ? 'memberAdded' : 'memberRemoved',
+        at,
+        address: getAddress(String(args.member)),
+        bankId: bankIdOf(String(args.bankId)),
+      };
+    default:
+      return undefined;
+  }
+}

@@ -1,0 +1,353 @@
+import type { TableClient, TransactionAction } from '@azure/data-tables';
+import { toBeHex } from 'ethers';
+import type { Chain } from '../chain/provider';
+import { describeSkipReason, sequenceOf } from '../chain/registry';
+import { decodeRecord } from '../domain/record-codec';
+import { Batches } from '../storage/batches';
+import { Outbox, type OnChainOutcome } from '../storage/outbox';
+import { isNotFound, odata, TABLES, type TableStore } from '../storage/tables';
+import type { Telemetry } from '../telemetry';
+import type { RegistryEvent } from './events';
+import type { BlockJournal, StoredBlock } from './state';
+import { forEachLimit, listKeys, PARTITION_CONCURRENCY, submitPartitions } from './table-writes';
+import { WATCH_METRICS } from './telemetry-names';
+
+/**
+ * The projections, written only from chain logs and always idempotently, so any range can be replayed:
+ *
+ *   CreditRecords        PK subjectRef  RK bankId                   the current record per subject × bank
+ *   CreditRecordHistory  PK subjectRef  RK inverted (block, log)    every applied update, newest first
+ *   ConsortiumMembers    PK 'members'   RK address (lowercase)      bankId, active, added/removed block
+ *                        PK 'events'    RK inverted (block, log)    the membership events the rows derive from
+ *
+ * Record and history rows carry the decoded fields plus provenance (bank, tx hash, block, log index, event id,
+ * the data word as hex). Rows hold nothing time-dependent, so a replay writes byte-identical rows.
+ */
+
+const MAX_BLOCK = 999_999_999_999_999;
+const MAX_LOG = 9_999_999_999;
+/** Inverted so that a partition lists newest first. */
+export const positionKey = (blockNumber: number, logIndex: number): string =>
+  `${String(MAX_BLOCK - blockNumber).padStart(15, '0')}-${String(MAX_LOG - logIndex).padStart(10, '0')}`;
+
+const MEMBERS = 'members';
+const MEMBER_EVENTS = 'events';
+
+type UpdatedEvent = Extract<RegistryEvent, { kind: 'updated' }>;
+type MemberEvent = Extract<RegistryEvent, { kind: 'memberAdded' | 'memberRemoved' }>;
+type Row = Record<string, unknown> & { partitionKey: string; rowKey: string };
+
+/** The fields of a record or history row: provenance plus the decoded record word. */
+export function recordFields(event: UpdatedEvent): Record<string, unknown> {
+  const fields: Record<string, unknown> = {
+    subjectRef: event.subjectRef,
+    bankId: event.bankId,
+    sequence: sequenceOf(event.data).toString(),
+    data: toBeHex(event.data, 32),
+    eventId: event.eventId,
+    txHash: event.at.txHash,
+    blockNumber: event.at.blockNumber,
+    blockHash: event.at.blockHash,
+    logIndex: event.at.logIndex,
+  };
+  try {
+    const record = decodeRecord(event.data);
+    Object.assign(fields, {
+      asOf: new Date(record.asOf * 1000).toISOString(),
+      score: record.score,
+      openAccounts: record.openAccounts,
+      days30: record.delinquencies.days30,
+      days60: record.delinquencies.days60,
+      days90: record.delinquencies.days90,
+      defaulted: record.defaulted,
+      totalBalance: record.totalBalance,
+      creditLimit: record.creditLimit,
+    });
+  } catch (err) {
+    // Another bank's newer layout must not stop the watcher: keep the word and say why it is not decoded.
+    fields.layoutError = (err as Error).message;
+  }
+  return fields;
+}
+
+/** A row's own fields, without the table's keys and system properties. */
+function fieldsOf(row: Record<string, unknown>): Record<string, unknown> {
+  const { partitionKey: _p, rowKey: _r, etag: _e, timestamp: _t, ...fields } = row;
+  return fields;
+}
+
+export interface OwnTx {
+  signer: string;
+  nonce: number;
+}
+
+export class Projector {
+  private readonly outbox: Outbox;
+  private readonly batches: Batches;
+
+  constructor(
+    private readonly tables: TableStore,
+    private readonly chain: Chain,
+    private readonly telemetry: Telemetry,
+    /** This bank: its events also settle its outbox and batch rows. */
+    private readonly bankId: string
+  ) {
+    this.outbox = new Outbox(tables);
+    this.batches = new Batches(tables);
+  }
+
+  private isOwn(event: RegistryEvent): event is Extract<RegistryEvent, { kind: 'updated' | 'skipped' }> {
+    return (event.kind === 'updated' || event.kind === 'skipped') && event.bankId === this.bankId;
+  }
+
+  /** Signer and nonce of this bank's transactions among `events`: one eth_getTransactionByHash per tx. */
+  async ownTransactions(events: RegistryEvent[]): Promise<Map<string, OwnTx>> {
+    const hashes = new Set(events.filter((e) => this.isOwn(e)).map((e) => e.at.txHash));
+    const txs = new Map<string, OwnTx>();
+    await forEachLimit(hashes, 8, async (hash) => {
+      const tx = await this.chain.read((p) => p.getTransaction(hash));
+      if (tx) txs.set(hash, { signer: tx.from.toLowerCase(), nonce: tx.nonce });
+    });
+    return txs;
+  }
+
+  /** The undo journal of each block among `events` (written before the events are applied). */
+  journals(events: RegistryEvent[], ownTxs: Map<string, OwnTx>): Map<number, BlockJournal> {
+    const journals = new Map<number, BlockJournal>();
+    const journalOf = (block: number): BlockJournal => {
+      let journal = journals.get(block);
+      if (!journal) journals.set(block, (journal = { updates: [], members: [], ownEvents: [], ownTxs: [] }));
+      return journal;
+    };
+    for (const event of events) {
+      const journal = journalOf(event.at.blockNumber);
+      if (event.kind === 'updated') journal.updates.push([event.subjectRef, event.bankId, event.at.logIndex]);
+      if (event.kind === 'memberAdded' || event.kind === 'memberRemoved')
+        journal.members.push([event.address, event.at.logIndex]);
+      if (this.isOwn(event)) {
+        journal.ownEvents.push(event.eventId);
+        const tx = ownTxs.get(event.at.txHash);
+        if (tx && !journal.ownTxs.some(([s, n]) => s === tx.signer && n === tx.nonce))
+          journal.ownTxs.push([tx.signer, tx.nonce]);
+      }
+    }
+    return journals;
+  }
+
+  /** Projects decoded events (in chain order). Returns how many record updates it saw. */
+  async apply(events: RegistryEvent[], ownTxs: Map<string, OwnTx>): Promise<number> {
+    const updates = events.filter((e): e is UpdatedEvent => e.kind === 'updated');
+    await this.applyUpdates(updates);
+    await this.applyMembership(events);
+    await this.settleOwn(events, ownTxs);
+    return updates.length;
+  }
+
+  private async applyUpdates(updates: UpdatedEvent[]): Promise<void> {
+    if (updates.length === 0) return;
+    const [history, records] = await Promise.all([
+      this.tables.table(TABLES.creditRecordHistory),
+      this.tables.table(TABLES.creditRecords),
+    ]);
+    const bySubject = new Map<string, UpdatedEvent[]>();
+    for (const u of updates) bySubject.set(u.subjectRef, [...(bySubject.get(u.subjectRef) ?? []), u]);
+    await submitPartitions(
+      history,
+      updates.map((u) => [
+        'upsert',
+        { partitionKey: u.subjectRef, rowKey: positionKey(u.at.blockNumber, u.at.logIndex), ...recordFields(u) },
+        'Replace',
+      ])
+    );
+    // History first: a crash in between leaves history ahead of the current row, which a replay completes.
+    await forEachLimit(bySubject, PARTITION_CONCURRENCY, async ([subjectRef, list]) => {
+      const newest = new Map<string, UpdatedEvent>();
+      for (const u of list) newest.set(u.bankId, u); // chain order: the last one per bank is the newest
+      const stored = new Map<string, bigint>();
+      const query = records.listEntities<{ sequence: string }>({
+        queryOptions: { filter: `PartitionKey eq ${odata(subjectRef)}`, select: ['RowKey', 'sequence'] },
+      });
+      for await (const row of query) stored.set(row.rowKey!, BigInt(row.sequence));
+      const actions: TransactionAction[] = [];
+      for (const [bankId, u] of newest) {
+        // Never replace a newer record with an older one; an equal sequence is this very log again.
+        if ((stored.get(bankId) ?? -1n) >= sequenceOf(u.data)) continue;
+        actions.push(['upsert', { partitionKey: subjectRef, rowKey: bankId, ...recordFields(u) }, 'Replace']);
+      }
+      await submitPartitions(records, actions);
+    });
+  }
+
+  private async applyMembership(events: RegistryEvent[]): Promise<void> {
+    const changes = events.filter((e): e is MemberEvent => e.kind === 'memberAdded' || e.kind === 'memberRemoved');
+    if (changes.length === 0) return;
+    const members = await this.tables.table(TABLES.members);
+    await submitPartitions(
+      members,
+      changes.map((e) => [
+        'upsert',
+        {
+          partitionKey: MEMBER_EVENTS,
+          rowKey: positionKey(e.at.blockNumber, e.at.logIndex),
+          kind: e.kind === 'memberAdded' ? 'added' : 'removed',
+          address: e.address,
+          bankId: e.bankId,
+          blockNumber: e.at.blockNumber,
+          logIndex: e.at.logIndex,
+          txHash: e.at.txHash,
+        },
+        'Replace',
+      ])
+    );
+    await this.recomputeMembers(changes.map((e) => e.address));
+  }
+
+  /** Marks this bank's outbox and batch rows with what the chain did; skips rows already marked so. */
+  private async settleOwn(events: RegistryEvent[], ownTxs: Map<string, OwnTx>): Promise<void> {
+    const own = events.filter((e) => this.isOwn(e));
+    await forEachLimit(own, 16, async (event) => {
+      const row = await this.outbox.get(event.eventId);
+      if (!row) return; // not submitted through this outbox (e.g. before a storage reset)
+      const outcome: OnChainOutcome = {
+        status: event.kind === 'updated' ? 'confirmed' : 'skipped',
+        txHash: event.at.txHash,
+        blockNumber: event.at.blockNumber,
+        logIndex: event.at.logIndex,
+        ...(event.kind === 'skipped' ? { skipReason: describeSkipReason(event.reason) } : {}),
+      };
+      if (row.status === outcome.status && row.txHash === outcome.txHash && row.logIndex === outcome.logIndex) return;
+      await this.outbox.markOnChain(event.eventId, outcome);
+      this.telemetry.metric(WATCH_METRICS.endToEndLatencyMs, Date.now() - Date.parse(row.enqueuedAt), {
+        status: outcome.status,
+      });
+    });
+    const mined = new Map<string, { tx: OwnTx; blockNumber: number }>();
+    for (const e of own) {
+      const tx = ownTxs.get(e.at.txHash);
+      if (tx) mined.set(e.at.txHash, { tx, blockNumber: e.at.blockNumber });
+    }
+    await forEachLimit(mined, 8, async ([txHash, { tx, blockNumber }]) => {
+      const batch = await this.batches.get(tx.signer, tx.nonce);
+      if (!batch || (batch.status === 'confirmed' && batch.minedTxHash === txHash)) return;
+      await this.batches.markConfirmed(tx.signer, tx.nonce, { txHash, blockNumber });
+    });
+  }
+
+  /** Takes back what orphaned blocks wrote (journals from the reorg window), newest block first. */
+  async undo(blocks: StoredBlock[]): Promise<void> {
+    const history: TransactionAction[] = [];
+    const memberEvents: TransactionAction[] = [];
+    const pairs = new Map<string, [string, string]>();
+    const addresses: string[] = [];
+    const ownEvents: string[] = [];
+    const ownTxs: [string, number][] = [];
+    for (const { number, journal } of blocks) {
+      if (!journal) continue;
+      for (const [subjectRef, bankId, logIndex] of journal.updates) {
+        history.push(['delete', { partitionKey: subjectRef, rowKey: positionKey(number, logIndex) }]);
+        pairs.set(`${subjectRef}/${bankId}`, [subjectRef, bankId]);
+      }
+      for (const [address, logIndex] of journal.members) {
+        memberEvents.push(['delete', { partitionKey: MEMBER_EVENTS, rowKey: positionKey(number, logIndex) }]);
+        addresses.push(address);
+      }
+      ownEvents.push(...journal.ownEvents);
+      ownTxs.push(...journal.ownTxs);
+    }
+    await submitPartitions(await this.tables.table(TABLES.creditRecordHistory), history);
+    await this.recomputeRecords([...pairs.values()]);
+    await submitPartitions(await this.tables.table(TABLES.members), memberEvents);
+    await this.recomputeMembers(addresses);
+    if (ownEvents.length > 0) await this.outbox.markOrphaned(ownEvents);
+    for (const [signer, nonce] of ownTxs) await this.batches.markOrphaned(signer, nonce);
+  }
+
+  /** Removes everything projected from block `fromBlock` on (everything when at or below the first block). */
+  async clearFrom(fromBlock: number): Promise<void> {
+    const [history, records, members] = await Promise.all([
+      this.tables.table(TABLES.creditRecordHistory),
+      this.tables.table(TABLES.creditRecords),
+      this.tables.table(TABLES.members),
+    ]);
+    if (fromBlock <= 0) {
+      for (const table of [history, records, members]) await deleteRows(table, await listKeys(table));
+      return;
+    }
+    const since = `blockNumber ge ${fromBlock}`;
+    const orphanedHistory = await listKeys(history, since, ['bankId']);
+    await deleteRows(history, orphanedHistory);
+    const pairs = new Map(orphanedHistory.map((r) => [`${r.partitionKey}/${String(r.bankId)}`, r]));
+    await this.recomputeRecords([...pairs.values()].map((r) => [r.partitionKey, String(r.bankId)]));
+    const memberEventRows = await listKeys(members, `PartitionKey eq '${MEMBER_EVENTS}' and ${since}`, ['address']);
+    await deleteRows(members, memberEventRows);
+    await this.recomputeMembers(memberEventRows.map((r) => String(r.address)));
+  }
+
+  /** Sets each (subject, bank) record to its newest remaining history row, or deletes it when none is left. */
+  private async recomputeRecords(pairs: [string, string][]): Promise<void> {
+    const [history, records] = await Promise.all([
+      this.tables.table(TABLES.creditRecordHistory),
+      this.tables.table(TABLES.creditRecords),
+    ]);
+    await forEachLimit(pairs, PARTITION_CONCURRENCY, async ([subjectRef, bankId]) => {
+      let newest: Record<string, unknown> | undefined;
+      const query = history.listEntities<Record<string, unknown>>({
+        queryOptions: { filter: `PartitionKey eq ${odata(subjectRef)} and bankId eq ${odata(bankId)}` },
+      });
+      for await (const row of query) {
+        newest = row; // history lists newest first
+        break;
+      }
+      if (newest) {
+        await records.upsertEntity({ partitionKey: subjectRef, rowKey: bankId, ...fieldsOf(newest) }, 'Replace');
+      } else {
+        await records.deleteEntity(subjectRef, bankId).catch((err) => {
+          if (!isNotFound(err)) throw err;
+        });
+      }
+    });
+  }
+
+  /** Derives each member row from its membership events: the newest decides whether it is active. */
+  private async recomputeMembers(addresses: string[]): Promise<void> {
+    const members = await this.tables.table(TABLES.members);
+    for (const address of new Set(addresses)) {
+      const events: Row[] = [];
+      const query = members.listEntities<Record<string, unknown>>({
+        queryOptions: { filter: `PartitionKey eq '${MEMBER_EVENTS}' and address eq ${odata(address)}` },
+      });
+      for await (const row of query) events.push(row as Row);
+      const rowKey = address.toLowerCase();
+      const latest = events[0];
+      if (!latest) {
+        await members.deleteEntity(MEMBERS, rowKey).catch((err) => {
+          if (!isNotFound(err)) throw err;
+        });
+        continue;
+      }
+      const added = events.find((e) => e.kind === 'added');
+      const active = latest.kind === 'added';
+      await members.upsertEntity(
+        {
+          partitionKey: MEMBERS,
+          rowKey,
+          address,
+          bankId: latest.bankId,
+          active,
+          addedBlock: added ? Number(added.blockNumber) : -1,
+          addedTxHash: added ? String(added.txHash) : '',
+          removedBlock: active ? -1 : Number(latest.blockNumber),
+          removedTxHash: active ? '' : String(latest.txHash),
+        },
+        'Replace'
+      );
+    }
+  }
+}
+
+async function deleteRows(table: TableClient, rows: { partitionKey: string; rowKey: string }[]): Promise<void> {
+  await submitPartitions(
+    table,
+    rows.map((r) => ['delete', { partitionKey: r.partitionKey, rowKey: r.rowKey }])
+  );
+}

@@ -1,0 +1,101 @@
+import type { HttpResponseInit } from '@azure/functions';
+import type { RawSubject } from '../domain/credit-update';
+import { parseSubjectRef, type CreditRecordReader } from './read-model';
+
+/**
+ * The read API's HTTP mapping (the functions in functions/ only pass the request in). Every answer is
+ * `Cache-Control: no-store`: credit data must not linger in shared caches or browser history.
+ */
+
+const NO_STORE = { 'Cache-Control': 'no-store' };
+
+export class BadRequest extends Error {}
+
+const json = (status: number, body: unknown): HttpResponseInit => ({ status, jsonBody: body, headers: NO_STORE });
+
+function flag(query: URLSearchParams, name: string): boolean {
+  const raw = query.get(name);
+  if (raw === null || raw === '' || raw === 'false' || raw === '0') return false;
+  if (raw === 'true' || raw === '1') return true;
+  throw new BadRequest(`query parameter ${name} must be true or false, got ${JSON.stringify(raw)}`);
+}
+
+async function answer(
+  reader: CreditRecordReader,
+  subjectRef: string,
+  query: URLSearchParams
+): Promise<HttpResponseInit> {
+  const result = await reader.read(subjectRef, { verify: flag(query, 'verify'), history: flag(query, 'history') });
+  return result
+    ? json(200, result)
+    : json(404, { error: 'no bank has a credit record for this subjectRef', subjectRef });
+}
+
+/** GET /api/credit-records/{subjectRef}[?verify=true][&history=true] */
+export async function getCreditRecords(
+  reader: CreditRecordReader,
+  rawRef: string,
+  query: URLSearchParams
+): Promise<HttpResponseInit> {
+  try {
+    const subjectRef = parseSubjectRef(rawRef);
+    if (!subjectRef) {
+      throw new BadRequest(
+        'subjectRef must be 0x followed by 64 hex digits (the pseudonymous subject reference); to look up a raw identifier use POST /api/credit-records/lookup'
+      );
+    }
+    return await answer(reader, subjectRef, query);
+  } catch (err) {
+    if (err instanceof BadRequest) return json(400, { error: err.message });
+    throw err;
+  }
+}
+
+const ID_TYPES: RawSubject['idType'][] = ['national-id', 'tax-id', 'passport', 'company-registration'];
+
+/** Validates a lookup body; errors name the field, never echo the identifier. */
+export function parseLookup(body: unknown): RawSubject {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new BadRequest('the body must be a JSON object {"country", "idType", "value"}');
+  }
+  const fields = body as Record<string, unknown>;
+  const unknown = Object.keys(fields).filter((k) => !['country', 'idType', 'value'].includes(k));
+  if (unknown.length > 0)
+    throw new BadRequest(`unknown field(s): ${unknown.join(', ')}; expected country, idType, value`);
+  const { country, idType, value } = fields;
+  if (typeof country !== 'string' || !/^[A-Z]{2}$/.test(country)) {
+    throw new BadRequest('country must be an ISO 3166-1 alpha-2 code in upper case, e.g. "SE"');
+  }
+  if (typeof idType !== 'string' || !ID_TYPES.includes(idType as RawSubject['idType'])) {
+    throw new BadRequest(`idType must be one of ${ID_TYPES.join(', ')}`);
+  }
+  if (typeof value !== 'string' || value.trim().length === 0 || value.length > 64) {
+    throw new BadRequest('value must be the identifier as issued: a string of 1-64 characters, not blank');
+  }
+  return { country, idType: idType as RawSubject['idType'], value };
+}
+
+/**
+ * POST /api/credit-records/lookup {country, idType, value}: pseudonymizes server-side with the consortium key and
+ * answers as the GET does, plus the subjectRef. The raw value is neither logged nor returned.
+ */
+export async function lookupCreditRecords(
+  reader: CreditRecordReader,
+  pseudonymize: (subject: RawSubject) => Promise<string>,
+  readBody: () => Promise<unknown>,
+  query: URLSearchParams
+): Promise<HttpResponseInit> {
+  try {
+    let body: unknown;
+    try {
+      body = await readBody();
+    } catch {
+      throw new BadRequest('the body must be JSON: {"country", "idType", "value"}');
+    }
+    const subject = parseLookup(body);
+    return await answer(reader, await pseudonymize(subject), query);
+  } catch (err) {
+    if (err instanceof BadRequest) return json(400, { error: err.message });
+    throw err;
+  }
+}
