@@ -1,3 +1,6 @@
+import { INGEST_TELEMETRY } from '../ingest';
+import { SIGN_CALLS_METRIC, SIGN_LATENCY_METRIC, SIGN_THROTTLED_METRIC } from '../signing/key-vault-signer';
+import { SUBMIT_EVENTS, SUBMIT_METRICS } from '../submit/submitter';
 import { WATCH_EVENTS, WATCH_METRICS } from '../watch/telemetry-names';
 
 /**
@@ -84,11 +87,30 @@ export const OPS_TELEMETRY: TelemetryName[] = [
   e(EVENTS.alertResolved, ['rule', 'subject', 'value', 'threshold'], 'an alert rule stopped firing'),
 ];
 
-/**
- * Names the write path (ingest, submit) reports. TODO(lead): fill from the write-path engineers' reports.
- * Listed here so the README has one telemetry table for the whole app.
- */
-export const WRITE_PATH_TELEMETRY: TelemetryName[] = [];
+/** Names the write path (ingest, submit, the Key Vault signer) sends, from the modules that send them. */
+export const WRITE_PATH_TELEMETRY: TelemetryName[] = [
+  at('ingest', INGEST_TELEMETRY.accepted, 'metric', 'events', [], '1 per event that entered the outbox'),
+  at('ingest', INGEST_TELEMETRY.duplicate, 'metric', 'events', [], '1 per event id the outbox already held'),
+  at('ingest', INGEST_TELEMETRY.rejected, 'metric', 'messages', ['code'], '1 per message rejected for good'),
+  at('ingest', INGEST_TELEMETRY.rejectedEvent, 'event', '—', ['code', 'messageId'], 'a message was rejected'),
+  at('submit', SUBMIT_METRICS.batches, 'metric', 'transactions', [], '1 per new batch transaction'),
+  at('submit', SUBMIT_METRICS.recordsPerTx, 'metric', 'records', [], 'records in each new transaction'),
+  at('submit', SUBMIT_METRICS.inFlight, 'metric', 'transactions', [], 'batches broadcast and not yet mined'),
+  at('submit', SUBMIT_METRICS.rebroadcasts, 'metric', 'transactions', [], '1 per rebroadcast of an unmined batch'),
+  at('submit', SUBMIT_METRICS.feeBumps, 'metric', 'transactions', [], '1 per replacement with higher fees'),
+  at('submit', SUBMIT_METRICS.failures, 'metric', 'broadcasts', ['kind'], 'broadcasts every endpoint refused'),
+  at(
+    'submit',
+    SUBMIT_EVENTS.batchAbandoned,
+    'event',
+    '—',
+    ['signer', 'nonce', 'reason'],
+    'a batch reverted or lost its nonce; its events are pending again'
+  ),
+  at('submit', SIGN_CALLS_METRIC, 'metric', 'calls', ['key', 'outcome'], '1 per Key Vault sign call'),
+  at('submit', SIGN_LATENCY_METRIC, 'metric', 'ms', ['key'], 'a sign call, including waits and retries'),
+  at('submit', SIGN_THROTTLED_METRIC, 'metric', 'responses', ['key', 'operation'], '1 per 429 from Key Vault'),
+];
 
 /**
  * Names the read path (watcher) sends, from its own module so a rename there shows up here. The heartbeat
@@ -129,5 +151,16 @@ function e(name: string, properties: string[], meaning: string): TelemetryName {
 }
 
 function w(name: string, kind: TelemetryKind, unit: string, dimensions: string[], meaning: string): TelemetryName {
-  return { name, kind, unit, dimensions, emittedBy: 'watch', meaning };
+  return at('watch', name, kind, unit, dimensions, meaning);
+}
+
+function at(
+  emittedBy: string,
+  name: string,
+  kind: TelemetryKind,
+  unit: string,
+  dimensions: string[],
+  meaning: string
+): TelemetryName {
+  return { name, kind, unit, dimensions, emittedBy, meaning };
 }
