@@ -1,4 +1,5 @@
 import { app, type InvocationContext, type ServiceBusQueueFunctionOptions } from '@azure/functions';
+import { CREDIT_UPDATES_QUEUE } from '../shared/domain/credit-update';
 import { ingestDeps, ingestMessage, type IngestDeps } from '../shared/ingest';
 import { getRuntime } from '../shared/runtime';
 
@@ -29,7 +30,7 @@ export async function ingest(body: unknown, context: InvocationContext): Promise
 // binding property the library's option types do not list; the library passes it through to the binding.
 const options: ServiceBusQueueFunctionOptions & { dataType: 'binary' } = {
   connection: 'ServiceBusConnection',
-  queueName: 'credit-updates',
+  queueName: CREDIT_UPDATES_QUEUE,
   dataType: 'binary',
   handler: ingest,
 };

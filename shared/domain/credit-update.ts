@@ -4,6 +4,9 @@
  */
 export const CREDIT_UPDATE_SPEC = 'credit-update/v1';
 
+/** The Service Bus queue bank systems publish to (dead letters go to its dead-letter sub-queue). */
+export const CREDIT_UPDATES_QUEUE = 'credit-updates';
+
 /** A raw identifier: pseudonymized by ledger-bridge (keyed HMAC); never stored, logged or put on chain. */
 export interface RawSubject {
   /** ISO 3166-1 alpha-2 country that issued the identifier. */

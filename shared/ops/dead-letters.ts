@@ -1,10 +1,9 @@
 import type { TokenCredential } from '@azure/core-auth';
-import { ServiceBusAdministrationClient } from '@azure/service-bus';
+import { ServiceBusClient } from '@azure/service-bus';
+import type Long from 'long';
 import { QueueClient } from '@azure/storage-queue';
 import type { Config } from '../config';
-
-/** The bank systems' queue. TODO(lead): read it from config once the ingest function's queue setting exists. */
-export const CREDIT_UPDATES_QUEUE = 'credit-updates';
+import { CREDIT_UPDATES_QUEUE } from '../domain/credit-update';
 
 /** Counts messages dead-lettered on the credit-updates queue. */
 export interface DeadLetterCounter {
@@ -13,24 +12,42 @@ export interface DeadLetterCounter {
 }
 
 /**
- * Azure: the queue's runtime properties from the Service Bus management API. The Function App's identity needs
- * a role that may read them (Azure Service Bus Data Owner on the queue); Azure Monitor's DeadletteredMessages
- * metric raises the same alert independently.
+ * Azure: peeks the queue's dead-letter sub-queue with the receiver the app already has (Azure Service Bus Data
+ * Receiver). Reading runtime properties would need a management role (Data Owner), far more than counting
+ * needs. Counts up to `cap`; beyond that the alert fires anyway and Azure Monitor's DeadletteredMessages metric
+ * has the exact figure.
  */
 export class ServiceBusDeadLetterCounter implements DeadLetterCounter {
-  private readonly admin: ServiceBusAdministrationClient;
+  private readonly client: ServiceBusClient;
 
   constructor(
     namespace: string,
     credential: TokenCredential,
-    readonly queue: string
+    readonly queue: string,
+    private readonly cap = 1000
   ) {
-    this.admin = new ServiceBusAdministrationClient(namespace, credential);
+    this.client = new ServiceBusClient(namespace, credential);
   }
 
   async count(): Promise<number> {
-    const props = await this.admin.getQueueRuntimeProperties(this.queue);
-    return props.deadLetterMessageCount;
+    const receiver = this.client.createReceiver(this.queue, { subQueueType: 'deadLetter' });
+    try {
+      let count = 0;
+      let from: Long | undefined;
+      while (count < this.cap) {
+        const page = await receiver.peekMessages(
+          Math.min(250, this.cap - count),
+          from ? { fromSequenceNumber: from } : {}
+        );
+        if (page.length === 0) break;
+        count += page.length;
+        from = page[page.length - 1]!.sequenceNumber?.add(1);
+        if (!from) break;
+      }
+      return count;
+    } finally {
+      await receiver.close();
+    }
   }
 }
 

@@ -182,7 +182,7 @@ export class KeyVaultSigningKey {
     const key = await this.#withRetry('read', deadline, (abortSignal) =>
       keys.getKey(this.keyName, { version, abortSignal })
     );
-    const address = checkSigningKey(key, this.keyName);
+    const address = checkSigningKey(key, this.keyName, this.#options.environment);
     // Built from the key itself: no GET before each operation, and the requests name the version read here.
     const crypto = new CryptographyClient(key, this.#credential, this.#clientOptions());
     return { key, address, crypto };
@@ -248,7 +248,7 @@ export class KeyVaultSigningKey {
 }
 
 /** Checks that a vault key can sign Ethereum transactions and returns its address. */
-function checkSigningKey(key: KeyVaultKey, keyName: string): string {
+function checkSigningKey(key: KeyVaultKey, keyName: string, environment: 'azure' | 'local'): string {
   const name = `Key Vault key "${keyName}" (version ${key.properties.version ?? 'unknown'})`;
   const refuse = (problem: string) =>
     new KeyVaultSignerError(
@@ -257,7 +257,9 @@ function checkSigningKey(key: KeyVaultKey, keyName: string): string {
       false
     );
   const kty = key.key?.kty ?? key.keyType;
-  if (kty !== 'EC' && kty !== 'EC-HSM') throw refuse(`has key type ${kty ?? 'unknown'}`);
+  // A software key (EC) could be exported by whoever administers the vault: in Azure only an HSM key will do.
+  const allowed = environment === 'azure' ? ['EC-HSM'] : ['EC', 'EC-HSM'];
+  if (!allowed.includes(kty ?? '')) throw refuse(`has key type ${kty ?? 'unknown'}`);
   if (key.key?.crv !== 'P-256K') throw refuse(`is on curve ${key.key?.crv ?? 'unknown'}`);
   const ops = key.keyOperations ?? [];
   if (!ops.includes('sign')) throw refuse(`does not permit sign (key_ops: ${ops.join(', ') || 'none'})`);
