@@ -25,6 +25,8 @@ export function createRuntime(config: Config): Runtime {
     telemetry: createTelemetry({
       connectionString: config.appInsightsConnectionString,
       roleName: `ledger-bridge-${config.bankId.toLowerCase()}`,
+      // Entra ID ingestion in Azure; the local stand-in takes the connection string alone.
+      credential: config.environment === 'azure' ? credential : undefined,
     }),
   };
 }

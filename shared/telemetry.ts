@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { TelemetryClient } from 'applicationinsights';
+import type { TokenCredential } from '@azure/core-auth';
 
 /** The only way app code emits telemetry: custom metrics, events, availability results and exceptions. */
 export interface Telemetry {
@@ -32,6 +33,11 @@ export interface TelemetryOptions {
   connectionString?: string;
   /** Cloud role name (ai.cloud.role) that groups this app's telemetry in the portal. */
   roleName: string;
+  /**
+   * Entra ID for ingestion (Application Insights with local authentication disabled, as in Azure): the
+   * exporter only uses a credential handed to it, not APPLICATIONINSIGHTS_AUTHENTICATION_STRING.
+   */
+  credential?: TokenCredential;
   logger?: TelemetryLogger;
 }
 
@@ -60,6 +66,7 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
   // Disk retry caching writes failed batches under the OS temp dir and replays them on later starts: litter
   // for a throwaway local stand-in. In Azure it rides out short ingestion outages, so keep it there.
   client.config.enableUseDiskRetryCaching = !isLoopback(options.connectionString);
+  if (options.credential) client.config.aadTokenCredential = options.credential;
   client.initialize();
   stopSettingsPolling();
 

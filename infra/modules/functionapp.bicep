@@ -1,0 +1,199 @@
+// The Function App on the Flex Consumption plan (FC1), Node.js 22, system-assigned identity, and every app
+// setting shared/config.ts reads. No connection strings, no keys: every connection is identity-based.
+// Flex Consumption takes the runtime from functionAppConfig.runtime; FUNCTIONS_WORKER_RUNTIME and
+// FUNCTIONS_EXTENSION_VERSION must not be set as app settings on this plan.
+
+@description('Azure region.')
+param location string
+
+@description('Tags for every resource; the site also gets azd-service-name=api.')
+param tags object
+
+@description('Flex Consumption plan name.')
+param planName string
+
+@description('Function App name.')
+param name string
+
+@description('Storage account of the host and the app tables (AzureWebJobsStorage__accountName).')
+param storageAccountName string
+
+@description('URL of the blob container the Flex plan deploys the package from.')
+param deploymentContainerUrl string
+
+@description('Application Insights connection string.')
+param appInsightsConnectionString string
+
+@description('Service Bus namespace host (ServiceBusConnection__fullyQualifiedNamespace).')
+param serviceBusHost string
+
+@description('Key Vault URL (KEY_VAULT_URL).')
+param keyVaultUri string
+
+@description('Signer key name (SIGNER_KEY_NAME).')
+param signerKeyName string
+
+@description('Pseudonymization secret name (PSEUDONYMIZATION_SECRET_NAME).')
+param pseudonymizationSecretName string
+
+@description('Member bank id (BANK_ID).')
+param bankId string
+
+@description('Chain RPC URLs, load balancer first (CHAIN_RPC_URLS).')
+param chainRpcUrls string
+
+@description('Validator RPC URLs for the heartbeat; empty means CHAIN_RPC_URLS (VALIDATOR_RPC_URLS).')
+param validatorRpcUrls string
+
+@description('Chain id (CHAIN_ID).')
+param chainId string
+
+@description('CreditRegistry address (REGISTRY_ADDRESS).')
+param registryAddress string
+
+@description('CreditRegistry deployment block (WATCH_FROM_BLOCK).')
+param watchFromBlock int
+
+@description('Confirmations before projecting (CONFIRMATIONS).')
+param confirmations int
+
+@description('Target block time in seconds (BLOCK_TIME_SECONDS).')
+param blockTimeSeconds int
+
+@description('ALERT_VALIDATOR_SILENT_BEATS.')
+param alertValidatorSilentBeats int
+
+@description('ALERT_BLOCK_AGE_FACTOR.')
+param alertBlockAgeFactor int
+
+@description('ALERT_BLOCK_TIME_FACTOR.')
+param alertBlockTimeFactor int
+
+@description('ALERT_OUTBOX_OLDEST_AGE_SECONDS.')
+param alertOutboxOldestAgeSeconds int
+
+@description('ALERT_DEAD_LETTERS.')
+param alertDeadLetters int
+
+@description('Subnet for VNet integration; empty for none.')
+param subnetId string
+
+@description('Instance memory in MB.')
+param instanceMemoryMB int
+
+@description('Maximum instance count.')
+param maximumInstanceCount int
+
+@description('Submit timer, six-field NCRONTAB (SUBMIT_SCHEDULE).')
+param submitSchedule string = '*/2 * * * * *'
+
+@description('Watch timer, six-field NCRONTAB (WATCH_SCHEDULE).')
+param watchSchedule string = '*/2 * * * * *'
+
+@description('Heartbeat timer, six-field NCRONTAB (HEARTBEAT_SCHEDULE).')
+param heartbeatSchedule string = '*/30 * * * * *'
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  name: planName
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: { tier: 'FlexConsumption', name: 'FC1' }
+  properties: { reserved: true }
+}
+
+resource site 'Microsoft.Web/sites@2024-04-01' = {
+  name: name
+  location: location
+  tags: union(tags, { 'azd-service-name': 'api' })
+  kind: 'functionapp,linux'
+  identity: { type: 'SystemAssigned' }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    virtualNetworkSubnetId: empty(subnetId) ? null : subnetId
+    siteConfig: {
+      minTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      http20Enabled: true
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: deploymentContainerUrl
+          authentication: { type: 'SystemAssignedIdentity' }
+        }
+      }
+      scaleAndConcurrency: {
+        instanceMemoryMB: instanceMemoryMB
+        maximumInstanceCount: maximumInstanceCount
+      }
+      runtime: { name: 'node', version: '22' }
+    }
+  }
+}
+
+// Basic publishing credentials (FTP, SCM) off: deployments use Entra ID (azd does).
+resource ftp 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'ftp'
+  properties: { allow: false }
+}
+
+resource scm 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'scm'
+  properties: { allow: false }
+}
+
+resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
+  parent: site
+  name: 'appsettings'
+  properties: {
+    LEDGER_ENVIRONMENT: 'azure'
+    BANK_ID: bankId
+    AzureWebJobsStorage__accountName: storageAccountName
+    ServiceBusConnection__fullyQualifiedNamespace: serviceBusHost
+    KEY_VAULT_URL: keyVaultUri
+    SIGNER_KEY_NAME: signerKeyName
+    PSEUDONYMIZATION_SECRET_NAME: pseudonymizationSecretName
+    APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString
+    APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=AAD'
+    CHAIN_RPC_URLS: chainRpcUrls
+    VALIDATOR_RPC_URLS: validatorRpcUrls
+    CHAIN_ID: chainId
+    REGISTRY_ADDRESS: registryAddress
+    CONFIRMATIONS: string(confirmations)
+    BLOCK_TIME_SECONDS: string(blockTimeSeconds)
+    WATCH_FROM_BLOCK: string(watchFromBlock)
+    SUBMIT_SCHEDULE: submitSchedule
+    WATCH_SCHEDULE: watchSchedule
+    HEARTBEAT_SCHEDULE: heartbeatSchedule
+    SUBMIT_MODE: 'batched'
+    SUBMIT_MAX_RECORDS_PER_TX: '1000'
+    SUBMIT_TX_GAS_BUDGET: '15000000'
+    SUBMIT_MAX_IN_FLIGHT: '4'
+    SUBMIT_REBROADCAST_AFTER_BLOCKS: '5'
+    WATCH_LOG_CHUNK_BLOCKS: '2000'
+    WATCH_REORG_WINDOW_BLOCKS: '128'
+    HEARTBEAT_PROBE_TIMEOUT_MS: '5000'
+    ALERT_VALIDATOR_SILENT_BEATS: string(alertValidatorSilentBeats)
+    ALERT_BLOCK_AGE_FACTOR: string(alertBlockAgeFactor)
+    ALERT_BLOCK_TIME_FACTOR: string(alertBlockTimeFactor)
+    ALERT_OUTBOX_OLDEST_AGE_SECONDS: string(alertOutboxOldestAgeSeconds)
+    ALERT_DEAD_LETTERS: string(alertDeadLetters)
+  }
+}
+
+@description('Function App name.')
+output name string = site.name
+
+@description('Function App resource id.')
+output id string = site.id
+
+@description('Object id of the system-assigned managed identity.')
+output principalId string = site.identity.principalId
+
+@description('Default host name of the Function App.')
+output defaultHostName string = site.properties.defaultHostName

@@ -1,0 +1,455 @@
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { ConfigError, loadConfig } from '../../shared/config';
+import { CREDIT_UPDATES_QUEUE } from '../../shared/domain/credit-update';
+import { ALERT_RULES } from '../../shared/ops/alerts';
+import { ALL_TELEMETRY } from '../../shared/ops/telemetry-names';
+
+/**
+ * infra/ against the code, by plain text parsing (no Bicep compiler here): the settings the config module
+ * reads and requires, the roles the code's Azure calls need, and the telemetry names the alerts and the
+ * workbook query. Each list is taken from the code itself, so a new setting, client or rename fails here.
+ */
+
+const root = join(__dirname, '..', '..');
+const read = (path: string): string => readFileSync(join(root, path), 'utf8');
+const modules = readdirSync(join(root, 'infra', 'modules')).filter((f) => f.endsWith('.bicep'));
+const bicepFiles = ['infra/main.bicep', ...modules.map((f) => `infra/modules/${f}`)];
+const bicep = (path: string): string => read(path);
+
+/** The body of the first `{ … }` block after `marker`, braces balanced. */
+function blockAfter(text: string, marker: string): string {
+  const start = text.indexOf(marker);
+  if (start < 0) throw new Error(`${marker} not found`);
+  const open = text.indexOf('{', start + marker.length - 1);
+  let depth = 0;
+  for (let i = open; i < text.length; i++) {
+    if (text[i] === '{') depth++;
+    if (text[i] === '}' && --depth === 0) return text.slice(open + 1, i);
+  }
+  throw new Error(`unbalanced block after ${marker}`);
+}
+
+/** `NAME: expression` lines of the Function App's appsettings resource. */
+function templateAppSettings(): Map<string, string> {
+  const resource = blockAfter(
+    bicep('infra/modules/functionapp.bicep'),
+    "resource appSettings 'Microsoft.Web/sites/config"
+  );
+  const properties = blockAfter(resource, 'properties: {');
+  const settings = new Map<string, string>();
+  for (const line of properties.split('\n')) {
+    const m = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*:\s*(.+?)\s*$/.exec(line);
+    if (m) settings.set(m[1]!, m[2]!);
+  }
+  return settings;
+}
+
+/** Every setting name shared/config.ts reads: `r.optional('X')`, `r.required('X', …)`, `r.integer('X', …)`, … */
+function settingsConfigReads(): Set<string> {
+  const source = read('shared/config.ts');
+  const names = new Set<string>();
+  for (const m of source.matchAll(/\br\.(?:optional|required|integer|schedule)\(\s*'([A-Za-z0-9_]+)'/g))
+    names.add(m[1]!);
+  return names;
+}
+
+/**
+ * Values the template computes at deployment, for the expressions of the appsettings block. An expression not
+ * listed here (a new setting wired to a new parameter) fails the test until it gets a realistic example.
+ */
+const DEPLOY_TIME_EXAMPLES: Record<string, string> = {
+  bankId: 'BANK-A',
+  storageAccountName: 'stabc123def456',
+  serviceBusHost: 'sb-abc123.servicebus.windows.net',
+  keyVaultUri: 'https://kv-abc123.vault.azure.net',
+  signerKeyName: 'signer-1',
+  pseudonymizationSecretName: 'pseudonymization-key',
+  appInsightsConnectionString:
+    'InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=https://westeurope-5.in.applicationinsights.azure.com/',
+  chainRpcUrls: 'https://rpc.consortium.example,https://rpc2.consortium.example',
+  validatorRpcUrls: '',
+  chainId: '1337',
+  registryAddress: '0x5FbDB2315678afecb367f032d93F642f64180aa3',
+  watchFromBlock: '0',
+  confirmations: '2',
+  blockTimeSeconds: '2',
+  submitSchedule: '*/2 * * * * *',
+  watchSchedule: '*/2 * * * * *',
+  heartbeatSchedule: '*/30 * * * * *',
+  alertValidatorSilentBeats: '2',
+  alertBlockAgeFactor: '5',
+  alertBlockTimeFactor: '2',
+  alertOutboxOldestAgeSeconds: '60',
+  alertDeadLetters: '1',
+};
+
+function resolve(expression: string): string {
+  const literal = /^'([^']*)'$/.exec(expression);
+  if (literal) return literal[1]!;
+  const param = /^(?:string\()?([A-Za-z][A-Za-z0-9]*)\)?$/.exec(expression);
+  const value = param ? DEPLOY_TIME_EXAMPLES[param[1]!] : undefined;
+  if (value === undefined) throw new Error(`no example value for the app setting expression ${expression}`);
+  return value;
+}
+
+function templateEnv(): Record<string, string> {
+  return Object.fromEntries([...templateAppSettings()].map(([name, expr]) => [name, resolve(expr)]));
+}
+
+/** Settings config.ts reads that the template must NOT set in Azure, each with the reason. */
+const DELIBERATELY_UNSET: Record<string, string> = {
+  AzureWebJobsStorage:
+    'a connection string: refused in Azure (identity-based AzureWebJobsStorage__accountName instead)',
+  AzureWebJobsStorage__tableServiceUri: 'alternative to AzureWebJobsStorage__accountName, which the template sets',
+  PSEUDONYMIZATION_SECRET: 'the secret value itself: refused in Azure (Key Vault secret by name instead)',
+  AZURE_CLIENT_ID: 'user-assigned identity only; the template uses the system-assigned identity',
+};
+
+describe('infra: app settings against shared/config.ts', () => {
+  const settings = templateAppSettings();
+
+  it('parses the appsettings block', () => {
+    expect(settings.size).toBeGreaterThan(20);
+  });
+
+  it('sets every setting config.ts reads, except the ones refused or unneeded in Azure', () => {
+    const reads = settingsConfigReads();
+    expect(reads.size).toBeGreaterThan(30);
+    const missing = [...reads].filter((name) => !settings.has(name) && !(name in DELIBERATELY_UNSET));
+    expect(missing).toEqual([]);
+    // The exceptions must still be read by config.ts (no stale entries) and must not be set.
+    for (const name of Object.keys(DELIBERATELY_UNSET)) {
+      expect(reads).toContain(name);
+      expect(settings.has(name)).toBe(false);
+    }
+  });
+
+  it('sets no setting config.ts does not read, apart from the Functions host ones', () => {
+    const hostSettings = ['APPLICATIONINSIGHTS_AUTHENTICATION_STRING'];
+    const reads = settingsConfigReads();
+    expect([...settings.keys()].filter((name) => !reads.has(name) && !hostSettings.includes(name))).toEqual([]);
+  });
+
+  it('covers every setting config.ts requires in Azure mode (from its own error list)', () => {
+    let problems: string[] = [];
+    try {
+      loadConfig({ LEDGER_ENVIRONMENT: 'azure' });
+    } catch (err) {
+      problems = (err as ConfigError).problems;
+    }
+    const required = problems.map((p) => /^(\S+)/.exec(p)![1]!);
+    expect(required).toEqual(expect.arrayContaining(['BANK_ID', 'KEY_VAULT_URL', 'CHAIN_RPC_URLS']));
+    expect(required.filter((name) => !settings.has(name))).toEqual([]);
+  });
+
+  it('yields a valid Azure configuration with identity-based connections', () => {
+    const config = loadConfig(templateEnv());
+    expect(config.environment).toBe('azure');
+    expect(config.storage).toEqual({ tableUrl: 'https://stabc123def456.table.core.windows.net' });
+    expect(config.serviceBusNamespace).toBe('sb-abc123.servicebus.windows.net');
+    expect(config.pseudonymization.localSecret).toBeUndefined();
+    expect(config.managedIdentityClientId).toBeUndefined();
+    expect(settings.get('LEDGER_ENVIRONMENT')).toBe("'azure'");
+    expect(settings.get('APPLICATIONINSIGHTS_AUTHENTICATION_STRING')).toBe("'Authorization=AAD'");
+  });
+
+  it('feeds the alert thresholds to the app and to the Azure alert rules from the same parameters', () => {
+    const alerts = bicep('infra/modules/alerts.bicep');
+    for (const [setting, param] of [
+      ['ALERT_VALIDATOR_SILENT_BEATS', 'alertValidatorSilentBeats'],
+      ['ALERT_BLOCK_AGE_FACTOR', 'alertBlockAgeFactor'],
+      ['ALERT_BLOCK_TIME_FACTOR', 'alertBlockTimeFactor'],
+      ['ALERT_OUTBOX_OLDEST_AGE_SECONDS', 'alertOutboxOldestAgeSeconds'],
+      ['ALERT_DEAD_LETTERS', 'alertDeadLetters'],
+    ] as const) {
+      expect(settings.get(setting)).toBe(`string(${param})`);
+      expect(alerts).toContain(`\${${param}`);
+    }
+  });
+});
+
+describe('infra: no connection strings, no keys', () => {
+  it('reads no keys and builds no connection strings anywhere in infra/', () => {
+    for (const path of bicepFiles) {
+      const text = bicep(path);
+      expect({
+        path,
+        hits: text.match(/listKeys|listConnectionStrings|AccountKey=|SharedAccessKey|primaryKey|secondaryKey/gi),
+      }).toEqual({
+        path,
+        hits: null,
+      });
+    }
+  });
+
+  it('sets no app setting that is a connection string, except the Application Insights locator', () => {
+    const names = [...templateAppSettings().keys()];
+    expect(names.filter((n) => /connection_?string|^AzureWebJobsStorage$|key$/i.test(n))).toEqual([
+      'APPLICATIONINSIGHTS_CONNECTION_STRING',
+    ]);
+  });
+
+  it('turns local (key) authentication off on Storage, Service Bus and Application Insights', () => {
+    expect(bicep('infra/modules/storage.bicep')).toMatch(/allowSharedKeyAccess: false/);
+    expect(bicep('infra/modules/servicebus.bicep')).toMatch(/disableLocalAuth: true/);
+    expect(bicep('infra/modules/monitoring.bicep')).toMatch(/DisableLocalAuth: true/);
+  });
+
+  it('creates the signer key as EC-HSM P-256K, sign/verify only, with no rotation policy', () => {
+    const kv = bicep('infra/modules/keyvault.bicep');
+    const key = blockAfter(kv, "resource signerKey 'Microsoft.KeyVault/vaults/keys");
+    expect(key).toMatch(/kty: 'EC-HSM'/);
+    expect(key).toMatch(/curveName: 'P-256K'/);
+    expect(key).toMatch(/keyOps: \['sign', 'verify'\]/);
+    expect(key).not.toMatch(/rotationPolicy/);
+    expect(kv).toMatch(/name: 'premium'/);
+    expect(kv).toMatch(/enableRbacAuthorization: true/);
+    expect(kv).toMatch(/enablePurgeProtection: true/);
+    expect(kv).not.toMatch(/Microsoft\.KeyVault\/vaults\/secrets/);
+  });
+});
+
+/** Role assignments of roles.bicep: role definition GUID and the symbol of the scope. */
+function roleAssignments(): { role: string; scope: string; principal: string }[] {
+  const text = bicep('infra/modules/roles.bicep');
+  return text
+    .split(/\nresource /)
+    .filter((block) => block.includes("'Microsoft.Authorization/roleAssignments@"))
+    .map((block) => ({
+      role: /roleDefinitions', '([0-9a-f-]{36})'\)/.exec(block)![1]!,
+      scope: /\n\s*scope: (\w+)/.exec(block)![1]!,
+      principal: /\n\s*principalId: (\w+)/.exec(block)![1]!,
+    }));
+}
+
+const ROLE = {
+  keyVaultCryptoUser: '12338af0-0e69-4776-bea7-57ae8d297424',
+  keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6',
+  serviceBusDataReceiver: '4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0',
+  storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b',
+  storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88',
+  storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3',
+  monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb',
+} as const;
+
+/**
+ * Every Azure SDK client class production code may construct, and the role (at which scope) its calls need.
+ * A client class the code constructs that is not listed fails the test: decide its role in infra first.
+ */
+const CLIENT_ROLES: Record<string, { role: string; scope: string } | { localOnly: string }> = {
+  KeyClient: { role: ROLE.keyVaultCryptoUser, scope: 'signerKey' }, // getKey: keys/read
+  CryptographyClient: { role: ROLE.keyVaultCryptoUser, scope: 'signerKey' }, // sign
+  SecretClient: { role: ROLE.keyVaultSecretsUser, scope: 'vault' }, // getSecret
+  ServiceBusClient: { role: ROLE.serviceBusDataReceiver, scope: 'queue' }, // peek the dead-letter sub-queue
+  ServiceBusAdministrationClient: { localOnly: 'never: needs Manage (Data Owner), which infra does not grant' },
+  TableClient: { role: ROLE.storageTableDataContributor, scope: 'storage' }, // createTable, entities
+  TelemetryClient: { role: ROLE.monitoringMetricsPublisher, scope: 'appInsights' }, // Entra ID ingestion
+  QueueClient: { localOnly: 'Azurite dead-letter queue of the local stack, built from a connection string' },
+};
+
+/** What the Functions host itself needs, from the triggers and host.json rather than from a client class. */
+const HOST_ROLES = [
+  { evidence: ['functions/ingest.ts', /app\.serviceBusQueue\(/], role: ROLE.serviceBusDataReceiver, scope: 'queue' },
+  { evidence: ['host.json', /"version": "2\.0"/], role: ROLE.storageBlobDataOwner, scope: 'storage' },
+  { evidence: ['host.json', /"version": "2\.0"/], role: ROLE.storageQueueDataContributor, scope: 'storage' },
+] as const;
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(join(root, dir), { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? sourceFiles(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []
+  );
+}
+
+/** Classes a file imports from an Azure SDK package (or the Application Insights SDK). */
+function azureImports(source: string): string[] {
+  return [...source.matchAll(/import\s*\{([^}]*)\}\s*from\s*'(@azure\/[^']+|applicationinsights)'/g)].flatMap((m) =>
+    m[1]!
+      .split(',')
+      .map((part) => part.trim())
+      .filter((part) => part && !part.startsWith('type '))
+      .map((part) => part.split(/\s+as\s+/).pop()!)
+  );
+}
+
+/** `new X(` / `X.fromConnectionString(` of Azure SDK classes in functions/ and shared/ (the deployed code). */
+function constructedClients(): { client: string; file: string; line: string }[] {
+  return [...sourceFiles('functions'), ...sourceFiles('shared')].flatMap((file) => {
+    const source = read(file);
+    const classes = azureImports(source).filter((name) => /^[A-Z]/.test(name) && /Client$/.test(name));
+    return source
+      .split('\n')
+      .flatMap((line) =>
+        classes
+          .filter((c) => new RegExp(`new ${c}\\(|\\b${c}\\.from\\w+\\(`).test(line))
+          .map((client) => ({ client, file, line: line.trim() }))
+      );
+  });
+}
+
+describe('infra: roles against the code', () => {
+  const assignments = roleAssignments();
+  const clients = constructedClients();
+
+  it('finds the clients the code constructs', () => {
+    expect(clients.map((c) => c.client)).toEqual(
+      expect.arrayContaining([
+        'CryptographyClient',
+        'SecretClient',
+        'TableClient',
+        'TelemetryClient',
+        'ServiceBusClient',
+      ])
+    );
+  });
+
+  it('knows the role of every Azure client the code constructs', () => {
+    expect(clients.filter((c) => !(c.client in CLIENT_ROLES))).toEqual([]);
+  });
+
+  it('assigns the role each constructed client needs, at its scope', () => {
+    for (const { client, file, line } of clients) {
+      const need = CLIENT_ROLES[client]!;
+      if ('localOnly' in need) {
+        expect({ client, file, line, localOnly: /connectionString/.test(line) }).toEqual({
+          client,
+          file,
+          line,
+          localOnly: true,
+        });
+        continue;
+      }
+      expect({ client, assigned: assignments.some((a) => a.role === need.role && a.scope === need.scope) }).toEqual({
+        client,
+        assigned: true,
+      });
+    }
+  });
+
+  it.each(HOST_ROLES.map((n) => [n.role, n]))('assigns %s the Functions host needs', (_role, need) => {
+    const [file, pattern] = need.evidence;
+    expect(read(file)).toMatch(pattern);
+    expect(assignments).toContainEqual({ role: need.role, scope: need.scope, principal: 'principalId' });
+  });
+
+  it('assigns the Function App nothing beyond what the code and the host need', () => {
+    const needed = new Set<string>([
+      ...clients.flatMap((c) => {
+        const need = CLIENT_ROLES[c.client];
+        return need && 'role' in need ? [need.role] : [];
+      }),
+      ...HOST_ROLES.map((n) => n.role),
+    ]);
+    const appRoles = assignments.filter((a) => a.principal === 'principalId');
+    expect(appRoles.filter((a) => !needed.has(a.role))).toEqual([]);
+    expect(new Set(appRoles.map((a) => a.role))).toEqual(needed);
+  });
+
+  it('names every role assignment with guid(scope, principal, role)', () => {
+    const text = bicep('infra/modules/roles.bicep');
+    const names = [...text.matchAll(/\n\s*name: (guid\([^\n]+\))/g)].map((m) => m[1]!);
+    expect(names).toHaveLength(assignments.length);
+    for (const name of names) expect(name).toMatch(/^guid\(\w+\.id, \w+, '[0-9a-f-]{36}'\)$/);
+  });
+
+  it('creates the queue the code consumes', () => {
+    expect(bicep('infra/modules/servicebus.bicep')).toContain(`param queueName string = '${CREDIT_UPDATES_QUEUE}'`);
+  });
+});
+
+/** Telemetry names a KQL query refers to: `name == "x"`, `name in ("x", "y")`, `name startswith "x"`. */
+function namesInQuery(query: string): string[] {
+  const names: string[] = [];
+  for (const m of query.matchAll(/\bname\s*(==|in\s*\(|startswith)\s*([^|]*)/g)) {
+    const operand = m[1] === '==' || m[1] === 'startswith' ? /^(["'][^"']*["'])/.exec(m[2]!)?.[1] : m[2];
+    for (const s of (operand ?? '').matchAll(/["']([^"']+)["']/g)) names.push(s[1]!);
+  }
+  return names;
+}
+
+const known = new Set(ALL_TELEMETRY.map((t) => t.name));
+/** Availability results are `validator <host:port>`: queries match them by the prefix. */
+const isKnown = (name: string): boolean =>
+  known.has(name) || ALL_TELEMETRY.some((t) => t.kind === 'availability' && t.name.startsWith(name));
+
+/** The `query: '…'` strings of the log alert rules. */
+function alertQueries(): { rule: string; query: string }[] {
+  const text = bicep('infra/modules/alerts.bicep');
+  return [...text.matchAll(/name: '(\w+)'[\s\S]*?query: '([^']*)'/g)].map((m) => ({ rule: m[1]!, query: m[2]! }));
+}
+
+function workbookQueries(): string[] {
+  const workbook = JSON.parse(read('infra/modules/workbook.json')) as { items: { content: { query?: string } }[] };
+  return workbook.items.map((i) => i.content.query).filter((q): q is string => q !== undefined);
+}
+
+describe('infra: alert rules and workbook against the telemetry names', () => {
+  const queries = alertQueries();
+
+  it('has every alert rule of the issue and of the app evaluator', () => {
+    const rules = [
+      ...queries.map((q) => q.rule),
+      ...[...bicep('infra/modules/alerts.bicep').matchAll(/name: '(\w+)'\n\s*location: 'global'/g)].map((m) => m[1]!),
+    ];
+    expect(rules).toEqual(
+      expect.arrayContaining([
+        ...Object.values(ALERT_RULES),
+        'RejectionRate',
+        'FunctionFailures',
+        'ServiceBusThrottling',
+      ])
+    );
+  });
+
+  it('every alert query refers to names the code emits', () => {
+    expect(queries.length).toBeGreaterThanOrEqual(8);
+    for (const { rule, query } of queries) {
+      const names = namesInQuery(query);
+      if (/^(customMetrics|customEvents|availabilityResults)\b/.test(query))
+        expect({ rule, names: names.length > 0 }).toEqual({ rule, names: true });
+      expect({ rule, unknown: names.filter((n) => !isKnown(n)) }).toEqual({ rule, unknown: [] });
+    }
+  });
+
+  it('every workbook query refers to names the code emits, and the dashboard has its panels', () => {
+    const all = workbookQueries();
+    const names = all.flatMap(namesInQuery);
+    expect(names.filter((n) => !isKnown(n))).toEqual([]);
+    expect(names).toEqual(
+      expect.arrayContaining([
+        'validator ',
+        'chain.txPerMinute',
+        'chain.avgBlockTimeSeconds',
+        'consortium.members',
+        'outbox.depth',
+        'watch.projectionLagSeconds',
+      ])
+    );
+  });
+
+  it('catches an unknown name (the parser is not vacuous)', () => {
+    expect(namesInQuery('customMetrics | where name == "chain.hed"').filter((n) => !isKnown(n))).toEqual(['chain.hed']);
+    expect(namesInQuery("customMetrics | where name in ('outbox.depth', 'outbox.dpth')")).toEqual([
+      'outbox.depth',
+      'outbox.dpth',
+    ]);
+  });
+});
+
+describe('infra: AVM conventions', () => {
+  it.each(bicepFiles)('%s: every param and output has a @description', (path) => {
+    const lines = bicep(path).split('\n');
+    const missing: string[] = [];
+    lines.forEach((line, i) => {
+      if (!/^(param|output) /.test(line)) return;
+      let j = i - 1;
+      let described = false;
+      while (j >= 0 && lines[j]!.startsWith('@')) {
+        if (lines[j]!.startsWith('@description(')) described = true;
+        j--;
+      }
+      if (!described) missing.push(line);
+    });
+    expect(missing).toEqual([]);
+  });
+});
