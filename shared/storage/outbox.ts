@@ -94,9 +94,12 @@ export class Outbox {
     }
   }
 
-  /** The oldest pending records, at most `limit`, oldest first across shards. */
+  /** The oldest pending records (approximately, across shards), at most `limit`, oldest first. */
   async readPending(limit: number): Promise<PendingRecord[]> {
     const table = await this.table();
+    // Each shard gives its oldest rows, twice its fair share: enough for the hash-spread shards to yield the
+    // globally oldest `limit`, without reading a whole backlog on every run (a deep backlog stalled Azurite).
+    const quota = Math.min(limit, 2 * Math.ceil(limit / OUTBOX_SHARDS));
     const perShard = await Promise.all(
       SHARDS.map(async (shard) => {
         const rows: PendingRecord[] = [];
@@ -106,11 +109,11 @@ export class Outbox {
             select: ['eventId', 'subjectRef', 'data', 'enqueuedAt'],
           },
         });
-        for await (const page of query.byPage({ maxPageSize: Math.min(limit, 1000) })) {
+        for await (const page of query.byPage({ maxPageSize: Math.min(quota, 1000) })) {
           rows.push(...page);
-          if (rows.length >= limit) break;
+          if (rows.length >= quota) break;
         }
-        return rows.slice(0, limit);
+        return rows.slice(0, quota);
       })
     );
     return perShard
@@ -144,6 +147,21 @@ export class Outbox {
         // An event this outbox never held (e.g. submitted before a storage reset): nothing to mark.
         if (!isNotFound(err)) throw err;
       });
+  }
+
+  /**
+   * markOnChain for many events at once: Merge updates grouped by shard, up to 100 per entity-group transaction
+   * instead of one request per event. An event this outbox never held is skipped, as in markOnChain.
+   */
+  async markOnChainMany(outcomes: { eventId: string; outcome: OnChainOutcome }[]): Promise<void> {
+    if (outcomes.length === 0) return;
+    const table = await this.table();
+    const actions: TransactionAction[] = outcomes.map(({ eventId, outcome }) => [
+      'update',
+      { partitionKey: shardOf(eventId), rowKey: eventRowKey(eventId), ...outcome },
+      'Merge',
+    ]);
+    await submitGroupedTolerant(table, actions);
   }
 
   /** Undoes markOnChain for events whose block was orphaned by a reorg: they are back in flight. */

@@ -1,11 +1,11 @@
-import type { TableClient, TransactionAction } from '@azure/data-tables';
+import type { TableClient, TableEntity, TransactionAction } from '@azure/data-tables';
 import { toBeHex } from 'ethers';
 import type { Chain } from '../chain/provider';
 import { describeSkipReason, sequenceOf } from '../chain/registry';
 import { decodeRecord } from '../domain/record-codec';
 import { Batches } from '../storage/batches';
 import { Outbox, type OnChainOutcome } from '../storage/outbox';
-import { isNotFound, odata, TABLES, type TableStore } from '../storage/tables';
+import { isConflict, isNotFound, odata, TABLES, type TableStore } from '../storage/tables';
 import type { Telemetry } from '../telemetry';
 import type { RegistryEvent } from './events';
 import type { BlockJournal, StoredBlock } from './state';
@@ -163,6 +163,13 @@ export class Projector {
     await forEachLimit(bySubject, PARTITION_CONCURRENCY, async ([subjectRef, list]) => {
       const newest = new Map<string, UpdatedEvent>();
       for (const u of list) newest.set(u.bankId, u); // chain order: the last one per bank is the newest
+      // Fast path: a subject × bank without a row has nothing newer to protect, so creating the rows is safe and
+      // costs one request instead of a read and a write. A conflict (some row exists) changes nothing: compare.
+      const created = [...newest.values()].map((u): TransactionAction => [
+        'create',
+        { partitionKey: subjectRef, rowKey: u.bankId, ...recordFields(u) },
+      ]);
+      if (await createAll(records, created)) return;
       const stored = new Map<string, bigint>();
       const query = records.listEntities<{ sequence: string }>({
         queryOptions: { filter: `PartitionKey eq ${odata(subjectRef)}`, select: ['RowKey', 'sequence'] },
@@ -205,16 +212,29 @@ export class Projector {
   /** Marks this bank's outbox and batch rows with what the chain did; skips rows already marked so. */
   private async settleOwn(events: RegistryEvent[], ownTxs: Map<string, OwnTx>): Promise<void> {
     const own = events.filter((e) => this.isOwn(e));
-    await forEachLimit(own, 16, async (event) => {
+    // In bulk per transaction: the batch row names its events and their enqueue times, so one read per
+    // transaction and grouped outbox updates replace a read and a write per event. A batch already confirmed
+    // with this transaction was settled by an earlier run (its events are marked before the batch is).
+    const byTx = new Map<string, typeof own>();
+    for (const e of own) byTx.set(e.at.txHash, [...(byTx.get(e.at.txHash) ?? []), e]);
+    const oneByOne: typeof own = [];
+    await forEachLimit(byTx, 8, async ([txHash, list]) => {
+      const tx = ownTxs.get(txHash);
+      const batch = tx && (await this.batches.get(tx.signer, tx.nonce));
+      const enqueued = new Map(batch?.eventIds.map((id, i) => [id, batch.enqueuedAts[i]]) ?? []);
+      if (!batch || list.some((e) => !enqueued.has(e.eventId))) return void oneByOne.push(...list);
+      if (batch.status === 'confirmed' && batch.minedTxHash === txHash) return;
+      await this.outbox.markOnChainMany(list.map((event) => ({ eventId: event.eventId, outcome: outcomeOf(event) })));
+      for (const event of list) {
+        const at = Date.parse(enqueued.get(event.eventId) ?? '');
+        if (Number.isFinite(at))
+          this.telemetry.metric(WATCH_METRICS.endToEndLatencyMs, Date.now() - at, { status: outcomeOf(event).status });
+      }
+    });
+    await forEachLimit(oneByOne, 16, async (event) => {
       const row = await this.outbox.get(event.eventId);
       if (!row) return; // not submitted through this outbox (e.g. before a storage reset)
-      const outcome: OnChainOutcome = {
-        status: event.kind === 'updated' ? 'confirmed' : 'skipped',
-        txHash: event.at.txHash,
-        blockNumber: event.at.blockNumber,
-        logIndex: event.at.logIndex,
-        ...(event.kind === 'skipped' ? { skipReason: describeSkipReason(event.reason) } : {}),
-      };
+      const outcome = outcomeOf(event);
       if (row.status === outcome.status && row.txHash === outcome.txHash && row.logIndex === outcome.logIndex) return;
       await this.outbox.markOnChain(event.eventId, outcome);
       this.telemetry.metric(WATCH_METRICS.endToEndLatencyMs, Date.now() - Date.parse(row.enqueuedAt), {
@@ -342,6 +362,28 @@ export class Projector {
         'Replace'
       );
     }
+  }
+}
+
+function outcomeOf(event: Extract<RegistryEvent, { kind: 'updated' | 'skipped' }>): OnChainOutcome {
+  return {
+    status: event.kind === 'updated' ? 'confirmed' : 'skipped',
+    txHash: event.at.txHash,
+    blockNumber: event.at.blockNumber,
+    logIndex: event.at.logIndex,
+    ...(event.kind === 'skipped' ? { skipReason: describeSkipReason(event.reason) } : {}),
+  };
+}
+
+/** Creates every row (one partition) or none: false when one exists already (409), so nothing was written. */
+async function createAll(table: TableClient, actions: TransactionAction[]): Promise<boolean> {
+  try {
+    if (actions.length === 1) await table.createEntity((actions[0] as ['create', TableEntity])[1]);
+    else await table.submitTransaction(actions);
+    return true;
+  } catch (err) {
+    if (isConflict(err) || (err as { code?: string }).code === 'EntityAlreadyExists') return false;
+    throw err;
   }
 }
 

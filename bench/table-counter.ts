@@ -1,0 +1,111 @@
+import { Agent, createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/**
+ * A counting HTTP proxy in front of one Azurite table endpoint: Azurite keeps no request counters, so the bench
+ * points one bank's `TableEndpoint` here and counts what the real app sends. An entity-group transaction
+ * (`$batch`) is one request that carries several operations: both are counted, the operations per table by
+ * reading the multipart body's request lines.
+ */
+export interface TableCounts {
+  requests: number;
+  batches: number;
+  /** Entity operations: single requests plus every operation inside a batch. */
+  operations: number;
+  byTable: Record<string, number>;
+}
+
+export interface TableCounter {
+  /** The connection string with its TableEndpoint pointing at the proxy. */
+  connectionString: string;
+  snapshot(): TableCounts;
+  stop(): Promise<void>;
+}
+
+const SUB_REQUEST = /^(?:GET|PUT|POST|PATCH|DELETE|MERGE) \S+\/([A-Za-z][A-Za-z0-9]*)(?:\(|\?|\s)/gm;
+
+function tableOf(path: string): string {
+  // /<account>/<Table>(PartitionKey='…',RowKey='…')?… or /<account>/Tables…
+  const name = path.split('/')[2] ?? '';
+  return name.replace(/[(?].*$/, '') || '(service)';
+}
+
+export async function startTableCounter(connectionString: string): Promise<TableCounter> {
+  const endpoint = /TableEndpoint=([^;]+)/.exec(connectionString)?.[1];
+  if (!endpoint) throw new Error('table counter: the connection string has no TableEndpoint');
+  const target = new URL(endpoint);
+  const agent = new Agent({ keepAlive: true, maxSockets: 256 });
+  const counts: TableCounts = { requests: 0, batches: 0, operations: 0, byTable: {} };
+  const add = (table: string, n: number): void => {
+    counts.byTable[table] = (counts.byTable[table] ?? 0) + n;
+    counts.operations += n;
+  };
+
+  const handle = (req: IncomingMessage, res: ServerResponse): void => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      const path = req.url ?? '/';
+      counts.requests += 1;
+      if (path.includes('$batch')) {
+        counts.batches += 1;
+        for (const m of body.toString('latin1').matchAll(SUB_REQUEST)) add(m[1]!, 1);
+      } else {
+        add(tableOf(path), 1);
+      }
+      const upstream = request(
+        {
+          host: target.hostname,
+          port: target.port,
+          method: req.method,
+          path,
+          headers: { ...req.headers, host: target.host },
+          agent,
+        },
+        (up) => {
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          up.pipe(res);
+        }
+      );
+      upstream.on('error', (err) => {
+        res.writeHead(502, { 'content-type': 'text/plain' });
+        res.end(`table counter: ${err.message}`);
+      });
+      upstream.end(body);
+    });
+  };
+
+  const server: Server = createServer(handle);
+  server.keepAliveTimeout = 60_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  const proxied = `http://127.0.0.1:${port}${target.pathname.replace(/\/$/, '')}`;
+  return {
+    connectionString: connectionString.replace(/TableEndpoint=[^;]+/, `TableEndpoint=${proxied}`),
+    snapshot: () => ({ ...counts, byTable: { ...counts.byTable } }),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+        agent.destroy();
+      }),
+  };
+}
+
+export function diffCounts(after: TableCounts, before: TableCounts): TableCounts {
+  const byTable: Record<string, number> = {};
+  for (const [table, n] of Object.entries(after.byTable)) {
+    const d = n - (before.byTable[table] ?? 0);
+    if (d > 0) byTable[table] = d;
+  }
+  return {
+    requests: after.requests - before.requests,
+    batches: after.batches - before.batches,
+    operations: after.operations - before.operations,
+    byTable,
+  };
+}
