@@ -94,3 +94,22 @@ export async function runProjectionRebuildBench(
     await anvil.stop();
   }
 }
+
+// `node dist/bench/projection-rebuild.js [records]` (npm run bench:rebuild): prints the result as JSON.
+if (require.main === module) {
+  const records = Number(process.argv[2] ?? 20_000);
+  if (!Number.isInteger(records) || records < 1) {
+    console.error(`usage: node dist/bench/projection-rebuild.js [records], got "${process.argv[2]}"`);
+    process.exit(2);
+  }
+  runProjectionRebuildBench({ records }).then(
+    (result) => {
+      console.log(JSON.stringify(result));
+      process.exit(0);
+    },
+    (err: Error) => {
+      console.error(`projection rebuild bench failed: ${err.message}`);
+      process.exit(1);
+    }
+  );
+}
