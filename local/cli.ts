@@ -1,44 +1,30 @@
-import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { spawnFunctionHost, type RunningHost } from './host/spawn';
-import { rebuildCommand } from './rebuild-projections';
+import { UsageError, wholeNumber, stringOption, type Values } from './cli/common';
 import {
-  bankSettings,
-  defaultStackFile,
-  startStack,
-  writeStackFile,
-  type Stack,
-  type StackOptions,
-} from './stack/stack';
+  deadLetterListCommand,
+  deadLetterRedriveCommand,
+  recordsCommand,
+  rejectedListCommand,
+  statusCommand,
+} from './cli/inspect';
+import { checkBankId, publishCommand, sampleEventsCommand } from './cli/publish';
+import { dashboardUrl, demoEvents, liveView, runDemo, startConsortium, ConsortiumMonitor } from './consortium-view';
+import { main as benchMain } from '../bench/run';
+import { rebuildCommand } from './rebuild-projections';
+import { defaultStackFile, startStack, writeStackFile, type Stack, type StackOptions } from './stack/stack';
 
 /**
  * `ledger-bridge`: the command-line tool for banks and operators. Every command has --help, rejects bad
  * arguments with a message naming them, and exits non-zero on failure.
  */
 
-class UsageError extends Error {}
-
 interface Command {
   summary: string;
   usage: string;
   options: NonNullable<ParseArgsConfig['options']>;
-  run(values: Record<string, string | boolean | undefined>, positionals: string[]): Promise<void>;
-}
-
-function wholeNumber(
-  name: string,
-  raw: string | boolean | undefined,
-  fallback: number,
-  min: number,
-  max: number
-): number {
-  if (raw === undefined) return fallback;
-  const value = Number(raw);
-  if (typeof raw !== 'string' || !/^\d+$/.test(raw) || value < min || value > max) {
-    throw new UsageError(`--${name} must be a whole number from ${min} to ${max}, got "${String(raw)}"`);
-  }
-  return value;
+  run(values: Values, positionals: string[]): Promise<void>;
 }
 
 const stackOptions = {
@@ -76,6 +62,15 @@ async function untilInterrupted(stop: () => Promise<void>): Promise<void> {
   });
   console.error('stopping…');
   await stop();
+}
+
+function bankOption(values: Values): string | undefined {
+  const bank = stringOption(values, 'bank');
+  return bank === undefined ? undefined : checkBankId(bank);
+}
+
+function noPositionals(positionals: string[]): void {
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
 }
 
 function describeStack(stack: Stack): string {
@@ -116,58 +111,212 @@ const commands: Record<string, Command> = {
     },
   },
   start: {
-    summary: 'start the local stack and one Function App per bank in the local Functions host',
-    usage: 'ledger-bridge start [--banks N] [--block-time S] [--confirmations N] [--data-dir DIR] [--json]',
-    options: stackOptions,
+    summary: 'start the local consortium: the stack and one Function App per bank, with a live view (npm start)',
+    usage:
+      'ledger-bridge start [--banks N (3)] [--block-time S (2)] [--confirmations N (2)] [--data-dir DIR] ' +
+      '[--demo-events N] [--exit-when-done] [--json]\n\n' +
+      'State is in memory unless --data-dir keeps it (a restart with the same dir resumes). --demo-events publishes N\n' +
+      'generated events spread over the banks (every 4th about a subject all banks report on). --exit-when-done exits 0\n' +
+      'once every demo event is projected at every bank and prints one JSON line {events, banks, projectedEverywhere,\n' +
+      "rejected, deadLetters, seconds, latencyMs: {p50, p95, p99}} (latency: enqueue → first seen in another bank's\n" +
+      'CreditRecordHistory by a 500 ms poll); it exits 1 with the reason on a rejection, a dead letter, a duplicate\n' +
+      'projection or 60 s without progress. The live view redraws on a terminal; otherwise it prints a line every 10 s\n' +
+      '(to stderr with --exit-when-done, so stdout holds only the JSON line).',
+    options: { ...stackOptions, 'demo-events': { type: 'string' }, 'exit-when-done': { type: 'boolean' } },
     async run(values) {
       const startedAt = Date.now();
-      const log = (line: string): void => console.error(line);
-      const stack = await startStack(readStackOptions(values, log));
-      const hosts: RunningHost[] = [];
-      const file = defaultStackFile();
-      const stopAll = async (): Promise<void> => {
-        await Promise.all(hosts.map((h) => h.stop()));
-        await stack.stop();
-        rmSync(file, { force: true });
+      const options = readStackOptions(values, (line) => console.error(line));
+      const demoCount = wholeNumber('demo-events', values['demo-events'], 0, 0, 1_000_000);
+      const exitWhenDone = values['exit-when-done'] === true;
+      if (exitWhenDone && demoCount === 0) throw new UsageError('--exit-when-done needs --demo-events N (N > 0)');
+      const consortium = await startConsortium({ banks: 3, ...options }, defaultStackFile(), options.log);
+      const { info, hosts } = consortium;
+      const readySeconds = ((Date.now() - startedAt) / 1000).toFixed(1);
+      const interrupted = new AbortController();
+      let signalled = false;
+      const onSignal = (): void => {
+        if (signalled) process.exit(130);
+        signalled = true;
+        interrupted.abort();
       };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
       try {
-        const logDir = resolve('.local', 'logs');
-        mkdirSync(logDir, { recursive: true });
-        for (const bank of stack.info.banks) {
-          log(`starting the Function App of ${bank.bankId} (log: .local/logs/${bank.bankId}.log)…`);
-          const hostLog = createWriteStream(resolve(logDir, `${bank.bankId}.log`), { flags: 'a' });
-          hosts.push(
-            await spawnFunctionHost({
-              name: `Function App ${bank.bankId}`,
-              appDir: resolve(__dirname, '../..'),
-              settings: bankSettings(stack.info, bank.bankId),
-              onLine: (line) => hostLog.write(`${line}\n`),
+        if (values.json) {
+          console.log(
+            JSON.stringify({
+              ...info,
+              readySeconds: Number(readySeconds),
+              hosts: info.hosts?.map(({ bankId, url }) => ({ bankId, url })),
             })
           );
+        } else if (!exitWhenDone) {
+          console.log(describeStack(consortium.stack));
+          for (const [i, h] of hosts.entries())
+            console.log(`${info.banks[i]!.bankId.padEnd(12)} dashboard ${dashboardUrl(h)}`);
+          console.log(
+            `ready in ${readySeconds} s (accepting events); endpoints written to ${consortium.stackFile}; Ctrl-C stops everything`
+          );
+        } else console.error(`ready in ${readySeconds} s; publishing ${demoCount} demo events`);
+        const viewOut = exitWhenDone && !process.stdout.isTTY ? process.stderr : process.stdout;
+        const view = values.json ? () => undefined : liveView(viewOut, info);
+        let demoRunning = false;
+        const published = new Map<string, number>();
+        if (demoCount > 0) {
+          const events = demoEvents(info, demoCount, Math.floor(Date.now() / 1000));
+          const demo = runDemo(consortium, events, { onSnapshot: view, signal: interrupted.signal, published });
+          if (exitWhenDone) {
+            const summary = await demo.catch((err: Error) => {
+              if (interrupted.signal.aborted) return undefined;
+              throw new Error(`demo failed: ${err.message}`);
+            });
+            if (summary) console.log(JSON.stringify(summary));
+            else process.exitCode = 130; // interrupted before the demo was done
+            return;
+          }
+          demoRunning = true;
+          demo
+            .then(
+              (summary) => console.error(`demo done: ${JSON.stringify(summary)}`),
+              (err: Error) => !interrupted.signal.aborted && console.error(`demo failed: ${err.message}`)
+            )
+            .finally(() => (demoRunning = false));
         }
-      } catch (err) {
-        await stopAll();
-        throw err;
+        // The live view until Ctrl-C.
+        const monitor = new ConsortiumMonitor(consortium);
+        monitor.published = published;
+        try {
+          while (!interrupted.signal.aborted) {
+            // While a demo runs, it drives the view (it also counts what it published).
+            const snapshot = demoRunning ? undefined : await monitor.snapshot().catch(() => undefined);
+            if (snapshot) view(snapshot);
+            await new Promise((r) => setTimeout(r, 1000));
+          }
+        } finally {
+          monitor.destroy();
+        }
+      } finally {
+        console.error('stopping…');
+        await consortium.stop();
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
       }
-      stack.info.hosts = hosts.map((h, i) => ({
-        bankId: stack.info.banks[i]!.bankId,
-        url: h.url,
-        functionKey: h.functionKey,
-        masterKey: h.masterKey,
-      }));
-      writeStackFile(stack.info, file);
-      const seconds = ((Date.now() - startedAt) / 1000).toFixed(1);
-      if (values.json) {
-        console.log(
-          JSON.stringify({ ...stack.info, hosts: stack.info.hosts?.map(({ bankId, url }) => ({ bankId, url })) })
-        );
-      } else {
-        console.log(describeStack(stack));
-        for (const [i, h] of hosts.entries())
-          console.log(`${stack.info.banks[i]!.bankId.padEnd(12)} Function App ${h.url}/api/health`);
-        console.log(`ready in ${seconds} s; endpoints written to ${file}; Ctrl-C stops everything`);
-      }
-      await untilInterrupted(stopAll);
+    },
+  },
+  'sample-events': {
+    summary: 'write n realistic, valid credit-update v1 events as NDJSON on stdout (test data for integrations)',
+    usage:
+      'ledger-bridge sample-events <n> [--bank ID (BANK-A)] [--subjects N] [--sequence-base N]\n\n' +
+      'Subjects are synthetic personal numbers. --subjects N spreads the events over N subjects (later events update\n' +
+      'earlier subjects); sequences start after --sequence-base (default: the current unix time in seconds, so a newer\n' +
+      'file supersedes an older one). Works offline; --json is accepted (the output is JSON already).',
+    options: {
+      bank: { type: 'string' },
+      subjects: { type: 'string' },
+      'sequence-base': { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    async run(values, positionals) {
+      if (positionals.length !== 1) throw new UsageError('give the number of events, e.g. `sample-events 100`');
+      if (!/^\d+$/.test(positionals[0]!) || Number(positionals[0]) < 1 || Number(positionals[0]) > 1_000_000)
+        throw new UsageError(`<n> must be a whole number from 1 to 1000000, got "${positionals[0]!}"`);
+      const count = Number(positionals[0]);
+      const subjects =
+        values.subjects === undefined ? undefined : wholeNumber('subjects', values.subjects, 1, 1, 1_000_000);
+      const base = wholeNumber('sequence-base', values['sequence-base'], Math.floor(Date.now() / 1000), 0, 2 ** 52);
+      sampleEventsCommand(count, stringOption(values, 'bank') ?? 'BANK-A', subjects, base);
+      await Promise.resolve();
+    },
+  },
+  publish: {
+    summary:
+      "send credit-update events (NDJSON, one per line) to a bank's queue: Service Bus when configured, else local",
+    usage:
+      'ledger-bridge publish <file.ndjson|-> --bank ID [--wait] [--json]\n\n' +
+      'Each non-empty line is one message (message id = its eventId when it has one); invalid lines are sent too and\n' +
+      "the bridge rejects them. With ServiceBusConnection__fullyQualifiedNamespace set it sends to that namespace's\n" +
+      'credit-updates queue with DefaultAzureCredential; otherwise to the local consortium (.local/stack.json).\n' +
+      '--wait (local only) waits until the bridge accepted or rejected every message and prints its outcome.\n' +
+      'Progress on stderr when it is a terminal.',
+    options: { bank: { type: 'string' }, wait: { type: 'boolean' }, json: { type: 'boolean' } },
+    async run(values, positionals) {
+      if (positionals.length !== 1) throw new UsageError('give one file (or - for stdin)');
+      await publishCommand({
+        file: positionals[0]!,
+        bankId: stringOption(values, 'bank'),
+        json: values.json === true,
+        wait: values.wait === true,
+      });
+    },
+  },
+  records: {
+    summary: "a subject's credit records across banks, with provenance (read through the bank's read API)",
+    usage:
+      'ledger-bridge records <subjectRef | COUNTRY:idType:value> [--bank ID] [--verify] [--history] [--json]\n\n' +
+      "A raw identifier (e.g. SE:national-id:19121212-1212) is pseudonymized by the bank's own read API\n" +
+      '(POST /api/credit-records/lookup), so the key never leaves the bank; only the subject ref is printed.\n' +
+      'Exit 3 when no bank has a record, 4 when --verify finds a mismatch. Local consortium only.',
+    options: {
+      bank: { type: 'string' },
+      verify: { type: 'boolean' },
+      history: { type: 'boolean' },
+      json: { type: 'boolean' },
+    },
+    async run(values, positionals) {
+      if (positionals.length !== 1) throw new UsageError('give one subject');
+      await recordsCommand({
+        subject: positionals[0]!,
+        bankId: bankOption(values),
+        verify: values.verify === true,
+        history: values.history === true,
+        json: values.json === true,
+      });
+    },
+  },
+  status: {
+    summary: 'validator, chain and pipeline health of a bank, as its GET /api/status reports it',
+    usage: 'ledger-bridge status [--bank ID] [--json]   (local consortium only)',
+    options: { bank: { type: 'string' }, json: { type: 'boolean' } },
+    async run(values, positionals) {
+      noPositionals(positionals);
+      await statusCommand({ bankId: bankOption(values), json: values.json === true });
+    },
+  },
+  rejected: {
+    summary: 'rejected list: messages the bridge rejected, with the reason (the Rejections table)',
+    usage: 'ledger-bridge rejected list [--bank ID] [--limit N (50)] [--json]   (local consortium only)',
+    options: { bank: { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean' } },
+    async run(values, positionals) {
+      if (positionals[0] !== 'list' || positionals.length !== 1) throw new UsageError('the subcommand is `list`');
+      await rejectedListCommand({
+        bankId: bankOption(values),
+        limit: wholeNumber('limit', values.limit, 50, 1, 10_000),
+        json: values.json === true,
+      });
+    },
+  },
+  deadletter: {
+    summary: 'deadletter list | redrive: dead-lettered messages of credit-updates, and moving them back',
+    usage:
+      'ledger-bridge deadletter list [--bank ID] [--json]\n' +
+      '       ledger-bridge deadletter redrive (--all | <messageId>) [--bank ID] [--json]\n\n' +
+      'list peeks (up to 32) credit-updates-deadletter with the dead-letter reason; redrive moves messages back to\n' +
+      'credit-updates with the same message id and a fresh delivery count. Local consortium only.',
+    options: { bank: { type: 'string' }, all: { type: 'boolean' }, json: { type: 'boolean' } },
+    async run(values, positionals) {
+      const [sub, ...rest] = positionals;
+      if (sub === 'list') {
+        noPositionals(rest);
+        await deadLetterListCommand({ bankId: bankOption(values), json: values.json === true });
+      } else if (sub === 'redrive') {
+        if (rest.length > 1) throw new UsageError('give at most one message id');
+        await deadLetterRedriveCommand({
+          bankId: bankOption(values),
+          all: values.all === true,
+          messageId: rest[0],
+          json: values.json === true,
+        });
+      } else throw new UsageError('the subcommand is `list` or `redrive`');
     },
   },
   'rebuild-projections': {
@@ -183,6 +332,33 @@ const commands: Record<string, Command> = {
         bankId: typeof values.bank === 'string' ? values.bank : undefined,
         json: values.json === true,
       });
+    },
+  },
+  bench: {
+    summary: 'benchmark throughput, latency and cost per record against the chain capacity and the naive mode',
+    usage:
+      'ledger-bridge bench [--events N] [--banks N] [--block-time S] [--gas-limit N] [--confirmations N] ' +
+      '[--kv-latency-ms N] [--naive-events N] [--latency-rate N] [--latency-seconds N] [--out DIR] [--quick] [--skip-naive]',
+    options: {
+      events: { type: 'string' },
+      'naive-events': { type: 'string' },
+      banks: { type: 'string' },
+      'block-time': { type: 'string' },
+      'gas-limit': { type: 'string' },
+      confirmations: { type: 'string' },
+      'kv-latency-ms': { type: 'string' },
+      'latency-rate': { type: 'string' },
+      'latency-seconds': { type: 'string' },
+      out: { type: 'string' },
+      quick: { type: 'boolean' },
+      'skip-naive': { type: 'boolean' },
+    },
+    async run(values) {
+      await benchMain(
+        Object.entries(values).flatMap(([name, value]) =>
+          value === true ? [`--${name}`] : typeof value === 'string' ? [`--${name}=${value}`] : []
+        )
+      );
     },
   },
 };
@@ -219,10 +395,13 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     await command.run(values, positionals);
-    return 0;
+    // A command reports "ran, but found nothing / a mismatch" through process.exitCode.
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
     const usage = err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
-    console.error(`ledger-bridge ${name}: ${(err as Error).message}${usage ? `\nusage: ${command.usage}` : ''}`);
+    console.error(
+      `ledger-bridge ${name}: ${(err as Error).message}${usage ? `\nusage: ${command.usage.split('\n')[0]!}  (--help for more)` : ''}`
+    );
     return usage ? 2 : 1;
   }
 }

@@ -173,18 +173,16 @@ export class QueuePump {
   }
 
   private async deliver(item: DequeuedMessageItem): Promise<void> {
-    let envelope: MessageEnvelope;
-    try {
-      envelope = JSON.parse(item.messageText) as MessageEnvelope;
-    } catch {
+    const envelope = parseEnvelope(item.messageText);
+    if (!envelope) {
       // Not written by LocalServiceBusQueue.send: nothing can ever process it.
-      envelope = {
+      const raw: MessageEnvelope = {
         messageId: item.messageId,
         body: Buffer.from(item.messageText).toString('base64'),
         enqueuedTimeUtc: item.insertedOn.toISOString(),
         sequenceNumber: 0,
       };
-      await this.deadLetter(item, envelope, 'MalformedEnvelope', 'the queue message is not a Service Bus envelope');
+      await this.deadLetter(item, raw, 'MalformedEnvelope', 'the queue message is not a Service Bus envelope');
       return;
     }
     const message: ReceivedMessage = {
@@ -246,6 +244,20 @@ export class QueuePump {
     await this.queue.deadLetter.sendMessage(JSON.stringify(dead));
     await this.queue.queue.deleteMessage(item.messageId, item.popReceipt);
     this.options.log('warning', `message ${envelope.messageId} dead-lettered: ${reason}: ${description}`);
+  }
+}
+
+/** The envelope LocalServiceBusQueue.send wrote, or undefined for anything else in the queue. */
+function parseEnvelope(text: string): MessageEnvelope | undefined {
+  try {
+    const value = JSON.parse(text) as Partial<MessageEnvelope> | null;
+    const valid =
+      typeof value?.messageId === 'string' &&
+      typeof value.body === 'string' &&
+      typeof value.enqueuedTimeUtc === 'string';
+    return valid ? (value as MessageEnvelope) : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -123,6 +123,17 @@ describe('local Functions host', () => {
     );
   });
 
+  it('dead-letters a queue message that is not a Service Bus envelope instead of redelivering it forever', async () => {
+    await queue.queue.sendMessage(JSON.stringify({ hello: 'not an envelope' }));
+    const dead = await eventually(
+      () => queue.peekDeadLetters(),
+      (list) => list.some((m) => m.deadLetterReason === 'MalformedEnvelope'),
+      'the malformed message in the dead-letter queue'
+    );
+    const letter = dead.find((m) => m.deadLetterReason === 'MalformedEnvelope')!;
+    expect(Buffer.from(letter.body, 'base64').toString()).toBe('{"hello":"not an envelope"}');
+  });
+
   it('retries a failing message and dead-letters it after maxDeliveryCount with the reason', async () => {
     const messageId = await queue.send({ body: 'please fail', messageId: 'msg-fail-1' });
     const dead = await eventually(

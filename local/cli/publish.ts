@@ -1,0 +1,241 @@
+import { randomUUID } from 'node:crypto';
+import { createReadStream, existsSync, statSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { DefaultAzureCredential } from '@azure/identity';
+import { ServiceBusClient } from '@azure/service-bus';
+import { CREDIT_UPDATES_QUEUE } from '../../shared/domain/credit-update';
+import { sampleCreditUpdates } from '../../shared/domain/sample-events';
+import { parseCreditUpdate } from '../../shared/domain/validate';
+import { LocalServiceBusQueue } from '../host/service-bus-queue';
+import { localBank, localStack, localTable, print, TABLES, UsageError, type LocalBank } from './common';
+import { shardOf } from '../../shared/storage/outbox';
+
+const BANK_ID = /^[A-Z0-9][A-Z0-9-]{0,30}$/;
+
+export function checkBankId(bankId: string): string {
+  if (!BANK_ID.test(bankId)) throw new UsageError(`--bank must be a bank id like BANK-A, got "${bankId}"`);
+  return bankId;
+}
+
+/** `sample-events <n>`: NDJSON of valid events on stdout. */
+export function sampleEventsCommand(
+  count: number,
+  bankId: string,
+  subjects: number | undefined,
+  sequenceBase?: number
+): void {
+  const events = sampleCreditUpdates({ bankId: checkBankId(bankId), count, subjects, sequenceBase });
+  process.stdout.write(events.map((e) => JSON.stringify(e)).join('\n') + (events.length ? '\n' : ''));
+}
+
+/** Where `publish` sends: Service Bus (Azure settings) or the local consortium's emulated queue. */
+export interface Sender {
+  target: string;
+  send(body: Buffer, messageId: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function senderFor(bankId: string | undefined): { sender: Sender; bank?: LocalBank } {
+  const namespace = process.env.ServiceBusConnection__fullyQualifiedNamespace;
+  if (namespace) {
+    if (bankId && process.env.BANK_ID && bankId !== process.env.BANK_ID)
+      throw new UsageError(`--bank ${bankId} does not match BANK_ID=${process.env.BANK_ID} of these settings`);
+    const client = new ServiceBusClient(
+      namespace,
+      new DefaultAzureCredential(
+        process.env.AZURE_CLIENT_ID ? { managedIdentityClientId: process.env.AZURE_CLIENT_ID } : {}
+      )
+    );
+    const sbSender = client.createSender(CREDIT_UPDATES_QUEUE);
+    return {
+      sender: {
+        target: `Service Bus ${namespace}/${CREDIT_UPDATES_QUEUE}`,
+        send: (body, messageId) => sbSender.sendMessages({ body, messageId, contentType: 'application/json' }),
+        close: async () => {
+          await sbSender.close();
+          await client.close();
+        },
+      },
+    };
+  }
+  if (!bankId) throw new UsageError('--bank is required (the bank whose queue receives the events)');
+  const bank = localBank(checkBankId(bankId), localStack());
+  const queue = new LocalServiceBusQueue(bank.storageConnectionString, CREDIT_UPDATES_QUEUE);
+  return {
+    bank,
+    sender: {
+      target: `local queue ${CREDIT_UPDATES_QUEUE} of ${bank.bankId}`,
+      send: async (body, messageId) => void (await queue.send({ body, messageId, contentType: 'application/json' })),
+      close: async () => undefined,
+    },
+  };
+}
+
+export interface PublishOutcome {
+  line: number;
+  messageId: string;
+  eventId?: string;
+  /** The client-side check, the same the bridge applies: what the bridge will do with it. */
+  expected: 'accept' | 'reject';
+  code?: string;
+  reason?: string;
+  sentAt: string;
+  /** With --wait (local only): what the bridge did. */
+  outcome?: 'accepted' | 'rejected' | 'unknown';
+  bridgeReason?: string;
+}
+
+async function* readLines(file: string): AsyncGenerator<string> {
+  const input = file === '-' ? process.stdin : createReadStream(file);
+  for await (const line of createInterface({ input, crlfDelay: Infinity })) yield line;
+}
+
+function progress(total: number | undefined): { tick(done: number): void; end(): void } {
+  const tty = process.stderr.isTTY === true;
+  if (!tty) return { tick: () => undefined, end: () => undefined };
+  let last = 0;
+  return {
+    tick(done) {
+      const now = Date.now();
+      if (now - last < 100) return;
+      last = now;
+      const width = 30;
+      const ratio = total ? Math.min(1, done / total) : 0;
+      const bar = total
+        ? `[${'#'.repeat(Math.round(ratio * width)).padEnd(width, '.')}] ${Math.floor(ratio * 100)}% `
+        : '';
+      process.stderr.write(`\r${bar}${done}${total ? `/${total}` : ''} messages sent`);
+    },
+    end: () => process.stderr.write('\n'),
+  };
+}
+
+/** `publish <file|->`: sends each non-empty line as one message; invalid lines too (the bridge rejects them). */
+export async function publishCommand(options: {
+  file: string;
+  bankId?: string;
+  json: boolean;
+  wait: boolean;
+  concurrency?: number;
+}): Promise<PublishOutcome[]> {
+  if (options.file !== '-' && (!existsSync(options.file) || !statSync(options.file).isFile()))
+    throw new UsageError(`file not found: ${options.file}`);
+  const { sender, bank } = senderFor(options.bankId);
+  const expectedBank = bank?.bankId ?? options.bankId ?? process.env.BANK_ID ?? '';
+  const lines: string[] = [];
+  for await (const line of readLines(options.file)) lines.push(line);
+  const outcomes: PublishOutcome[] = [];
+  const bar = progress(lines.length > 200 ? lines.length : undefined);
+  let sent = 0;
+  const items = lines.map((text, i) => ({ text, line: i + 1 })).filter((l) => l.text.trim() !== '');
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const item = items[next++]!;
+      const body = Buffer.from(item.text, 'utf8');
+      const parsed = parseCreditUpdate(body, expectedBank);
+      let eventId: string | undefined = parsed.ok ? parsed.event.eventId : parsed.eventId;
+      if (!eventId) {
+        try {
+          const raw = (JSON.parse(item.text) as { eventId?: unknown }).eventId;
+          if (typeof raw === 'string' && raw.length > 0 && raw.length <= 128) eventId = raw;
+        } catch {
+          /* not JSON: a fresh message id */
+        }
+      }
+      const messageId = eventId ?? randomUUID();
+      const sentAt = new Date().toISOString();
+      await sender.send(body, messageId);
+      outcomes.push({
+        line: item.line,
+        messageId,
+        ...(eventId ? { eventId } : {}),
+        expected: parsed.ok ? 'accept' : 'reject',
+        ...(parsed.ok ? {} : { code: parsed.code, reason: parsed.reason }),
+        sentAt,
+      });
+      bar.tick(++sent);
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: options.concurrency ?? 16 }, worker));
+  } finally {
+    bar.end();
+    await sender.close();
+  }
+  outcomes.sort((a, b) => a.line - b.line);
+  if (options.wait) {
+    if (!bank) throw new UsageError('--wait works against the local consortium only');
+    await waitForOutcomes(bank, outcomes);
+  }
+  const summary = {
+    target: sender.target,
+    sent: outcomes.length,
+    valid: outcomes.filter((o) => o.expected === 'accept').length,
+    invalid: outcomes.filter((o) => o.expected === 'reject').length,
+    ...(options.wait
+      ? {
+          accepted: outcomes.filter((o) => o.outcome === 'accepted').length,
+          rejected: outcomes.filter((o) => o.outcome === 'rejected').length,
+          unknown: outcomes.filter((o) => o.outcome === 'unknown').length,
+        }
+      : {}),
+  };
+  if (options.json) {
+    for (const o of outcomes) print(JSON.stringify(o));
+    print(JSON.stringify({ summary }));
+  } else {
+    for (const o of outcomes) {
+      const what = o.outcome
+        ? o.outcome === 'rejected'
+          ? `rejected: ${o.bridgeReason ?? ''}`
+          : o.outcome
+        : o.expected === 'accept'
+          ? 'sent (valid)'
+          : `sent (invalid, the bridge will reject it: ${o.code}: ${o.reason})`;
+      print(`line ${o.line}  ${o.messageId}  ${what}`);
+    }
+    print(
+      `${summary.sent} messages sent to ${summary.target}: ${summary.valid} valid, ${summary.invalid} invalid` +
+        (options.wait
+          ? `; bridge: ${summary.accepted} accepted, ${summary.rejected} rejected, ${summary.unknown} unknown`
+          : '')
+    );
+  }
+  return outcomes;
+}
+
+/** Local only: waits (up to 60 s) until the bridge accepted (Outbox) or rejected (Rejections) every message. */
+async function waitForOutcomes(bank: LocalBank, outcomes: PublishOutcome[]): Promise<void> {
+  const outbox = localTable(bank, TABLES.outbox);
+  const rejections = localTable(bank, TABLES.rejections);
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const rejected = new Map<string, string>();
+    try {
+      for await (const row of rejections.listEntities<{ messageId: string; code: string; reason: string }>({
+        queryOptions: { select: ['messageId', 'code', 'reason'] },
+      }))
+        rejected.set(row.messageId, `${row.code}: ${row.reason}`);
+    } catch {
+      /* table not created yet */
+    }
+    await Promise.all(
+      outcomes
+        .filter((o) => !o.outcome || o.outcome === 'unknown')
+        .map(async (o) => {
+          const row =
+            o.eventId && o.expected === 'accept'
+              ? await outbox.getEntity(shardOf(o.eventId), `e_${o.eventId}`).catch(() => undefined)
+              : undefined;
+          if (row) o.outcome = 'accepted';
+          else if (rejected.has(o.messageId) && o.expected === 'reject') {
+            o.outcome = 'rejected';
+            o.bridgeReason = rejected.get(o.messageId);
+          } else o.outcome = 'unknown';
+        })
+    );
+    if (outcomes.every((o) => o.outcome !== 'unknown') || Date.now() > deadline) return;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
