@@ -42,38 +42,38 @@ export interface BenchOptions {
   skipNaive: boolean;
 }
 
-const USAGE = `usage: bench [--events N] [--banks N] [--block-time S] [--gas-limit N] [--confirmations N]
+export const BENCH_USAGE = `usage: bench [--events N] [--banks N] [--block-time S] [--gas-limit N] [--confirmations N]
              [--kv-latency-ms N] [--naive-events N] [--latency-rate N] [--latency-seconds N]
              [--out DIR] [--quick] [--skip-naive]`;
 
+/** The bench's options, shared with `ledger-bridge bench` so the two cannot drift apart. */
+export const BENCH_OPTIONS = {
+  events: { type: 'string' },
+  'naive-events': { type: 'string' },
+  banks: { type: 'string' },
+  'block-time': { type: 'string' },
+  'gas-limit': { type: 'string' },
+  confirmations: { type: 'string' },
+  'kv-latency-ms': { type: 'string' },
+  'latency-rate': { type: 'string' },
+  'latency-seconds': { type: 'string' },
+  out: { type: 'string' },
+  quick: { type: 'boolean' },
+  'skip-naive': { type: 'boolean' },
+} as const;
+
 export function parseBenchArgs(argv: string[]): BenchOptions {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      events: { type: 'string' },
-      'naive-events': { type: 'string' },
-      banks: { type: 'string' },
-      'block-time': { type: 'string' },
-      'gas-limit': { type: 'string' },
-      confirmations: { type: 'string' },
-      'kv-latency-ms': { type: 'string' },
-      'latency-rate': { type: 'string' },
-      'latency-seconds': { type: 'string' },
-      out: { type: 'string' },
-      quick: { type: 'boolean' },
-      'skip-naive': { type: 'boolean' },
-      help: { type: 'boolean' },
-    },
-  });
+  const { values } = parseArgs({ args: argv, options: { ...BENCH_OPTIONS, help: { type: 'boolean' } } });
   if (values.help) {
-    console.log(USAGE);
+    console.log(BENCH_USAGE);
     process.exit(0);
   }
   const quick = values.quick === true;
   const num = (name: string, raw: string | undefined, fallback: number, min: number): number => {
     if (raw === undefined) return fallback;
     const n = Number(raw);
-    if (!Number.isFinite(n) || n < min) throw new Error(`--${name} must be a number >= ${min}, got ${raw}\n${USAGE}`);
+    if (!Number.isFinite(n) || n < min)
+      throw new Error(`--${name} must be a number >= ${min}, got ${raw}\n${BENCH_USAGE}`);
     return n;
   };
   const banks = num('banks', values.banks, 3, 1);

@@ -11,7 +11,7 @@ import {
 } from './cli/inspect';
 import { checkBankId, publishCommand, sampleEventsCommand } from './cli/publish';
 import { dashboardUrl, demoEvents, liveView, runDemo, startConsortium, ConsortiumMonitor } from './consortium-view';
-import { main as benchMain } from '../bench/run';
+import { BENCH_OPTIONS, BENCH_USAGE, main as benchMain } from '../bench/run';
 import { rebuildCommand } from './rebuild-projections';
 import { defaultStackFile, startStack, writeStackFile, type Stack, type StackOptions } from './stack/stack';
 
@@ -336,23 +336,8 @@ const commands: Record<string, Command> = {
   },
   bench: {
     summary: 'benchmark throughput, latency and cost per record against the chain capacity and the naive mode',
-    usage:
-      'ledger-bridge bench [--events N] [--banks N] [--block-time S] [--gas-limit N] [--confirmations N] ' +
-      '[--kv-latency-ms N] [--naive-events N] [--latency-rate N] [--latency-seconds N] [--out DIR] [--quick] [--skip-naive]',
-    options: {
-      events: { type: 'string' },
-      'naive-events': { type: 'string' },
-      banks: { type: 'string' },
-      'block-time': { type: 'string' },
-      'gas-limit': { type: 'string' },
-      confirmations: { type: 'string' },
-      'kv-latency-ms': { type: 'string' },
-      'latency-rate': { type: 'string' },
-      'latency-seconds': { type: 'string' },
-      out: { type: 'string' },
-      quick: { type: 'boolean' },
-      'skip-naive': { type: 'boolean' },
-    },
+    usage: BENCH_USAGE.replace(/^usage: bench/, 'ledger-bridge bench'),
+    options: BENCH_OPTIONS,
     async run(values) {
       await benchMain(
         Object.entries(values).flatMap(([name, value]) =>

@@ -10,6 +10,7 @@ import { INGEST_TELEMETRY } from '../../shared/ingest';
 import { Outbox } from '../../shared/storage/outbox';
 import { Rejections } from '../../shared/storage/rejections';
 import { TABLES, TableStore } from '../../shared/storage/tables';
+import { eventually } from './support/eventually';
 
 /** The real app (dist/functions) in the local host, fed through the bank's credit-updates queue. */
 describe('ingest', () => {
@@ -61,15 +62,6 @@ describe('ingest', () => {
   const settled = (messageId: string): boolean =>
     ingestLogs(messageId).some((l) => ['accepted', 'duplicate', 'rejected'].includes(l.outcome));
 
-  async function eventually<T>(probe: () => Promise<T> | T, ok: (v: T) => boolean, what: string): Promise<T> {
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      const value = await probe();
-      if (ok(value)) return value;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(value)}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
   const allSettled = (ids: string[]): Promise<unknown> =>
     eventually(
       () => ids.filter((id) => !settled(id)),

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { spawnFunctionHost, type RunningHost } from '../../local/host/spawn';
 import { LocalServiceBusQueue } from '../../local/host/service-bus-queue';
 import { startAzurite, type Azurite } from '../../local/stack/azurite';
+import { eventually } from './support/eventually';
 
 /** The local Functions host, as a child process, driving a fixture app's timer, HTTP and queue triggers. */
 describe('local Functions host', () => {
@@ -16,22 +17,6 @@ describe('local Functions host', () => {
     messages: { messageId: string; deliveryCount: number; text: string }[];
   }
   const observed = async (): Promise<Observed> => (await fetch(`${host.url}/api/observed`)).json() as Promise<Observed>;
-
-  async function eventually<T>(
-    probe: () => Promise<T>,
-    ok: (value: T) => boolean,
-    what: string,
-    timeoutMs = 20_000
-  ): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    let last = await probe();
-    while (!ok(last)) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last value: ${JSON.stringify(last)}`);
-      await new Promise((r) => setTimeout(r, 100));
-      last = await probe();
-    }
-    return last;
-  }
 
   beforeAll(async () => {
     azurite = await startAzurite();
