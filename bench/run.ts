@@ -190,7 +190,12 @@ async function startEnv(o: BenchOptions, mode: 'batched' | 'naive', countTables:
 
 function processes(env: Env): Record<string, ProcStats | undefined> {
   const out: Record<string, ProcStats | undefined> = {
-    azurite: procStats(env.stack.azurite.process.child.pid),
+    ...Object.fromEntries(
+      env.stack.azurite.processes.map((p, i) => [
+        `azurite ${env.stack.azurite.accounts[i]?.name ?? i}`,
+        procStats(p.child.pid),
+      ])
+    ),
     anvil: procStats(env.stack.anvil.process.child.pid),
     'bench (publisher, Key Vault stand-in, counter)': procStats(process.pid),
   };

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { connect } from 'node:net';
 import { assertPortFree, freePort } from './ports';
 import { startProcess, type ManagedProcess } from './process';
@@ -18,7 +19,8 @@ export interface StorageAccount {
 export interface Azurite {
   /** One storage account per name asked for (each bank has its own, as in Azure). */
   accounts: StorageAccount[];
-  process: ManagedProcess;
+  /** The Azurite processes serving them (one, or one per account with startAzuritePerAccount). */
+  processes: ManagedProcess[];
   stop(): Promise<void>;
 }
 
@@ -89,5 +91,27 @@ export async function startAzurite(options: AzuriteOptions = {}): Promise<Azurit
       tableUrl,
     };
   });
-  return { accounts, process: child, stop: () => child.stop() };
+  return { accounts, processes: [child], stop: () => child.stop() };
+}
+
+/**
+ * One Azurite process per account, as each bank has its own storage account in Azure: the load of several banks
+ * spreads over the machine's cores instead of queueing in one single-threaded emulator.
+ */
+export async function startAzuritePerAccount(
+  options: Omit<AzuriteOptions, 'ports'> & { accountNames: string[] }
+): Promise<Azurite> {
+  const started = await Promise.allSettled(
+    options.accountNames.map((name) =>
+      startAzurite({ ...options, accountNames: [name], dataDir: options.dataDir && join(options.dataDir, name) })
+    )
+  );
+  const ok = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  const stop = async (): Promise<void> => void (await Promise.all(ok.map((a) => a.stop())));
+  const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failed) {
+    await stop();
+    throw failed.reason;
+  }
+  return { accounts: ok.flatMap((a) => a.accounts), processes: ok.flatMap((a) => a.processes), stop };
 }

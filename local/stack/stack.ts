@@ -8,7 +8,7 @@ import { localStackCredential } from '../../shared/identity';
 import { ethereumAddressFromJwk } from '../../shared/signing/address';
 import { startAnvil, type Anvil } from './anvil';
 import { startAppInsightsStandIn, type AppInsightsStandIn } from './appinsights';
-import { startAzurite, type Azurite } from './azurite';
+import { startAzuritePerAccount, type Azurite } from './azurite';
 import { deployConsortium } from './consortium';
 import { startKeyVaultStandIn, type KeyVaultStandIn } from './keyvault';
 import { generateLocalTls, trustCertificate, type LocalTls } from './tls';
@@ -146,7 +146,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   };
   try {
     log('starting Azurite…');
-    const azurite = await startAzurite({
+    const azurite = await startAzuritePerAccount({
       dataDir: dataDir && join(dataDir, 'azurite'),
       accountNames,
       accountKeys: saved?.accountKeys,
