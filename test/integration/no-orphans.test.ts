@@ -18,7 +18,7 @@ describe('stack processes', () => {
       const { startAnvil } = require(${JSON.stringify(join(dist, 'anvil.js'))});
       const { startAzurite } = require(${JSON.stringify(join(dist, 'azurite.js'))});
       Promise.all([startAnvil({ blockTimeSeconds: 0 }), startAzurite()]).then(([a, z]) => {
-        console.log(JSON.stringify([a.process.child.pid, z.process.child.pid]));
+        console.log(JSON.stringify([a.process.child.pid, z.processes[0].child.pid]));
       });`;
     const parent = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
     const pids = await new Promise<number[]>((resolve, reject) => {
