@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from '../local/chromium';
 
 /** A line series: [seconds, value] points. */
 export interface Series {
@@ -78,21 +79,14 @@ export function chartSvg(title: string, panels: Panel[]): string {
   );
 }
 
-export const CHROMIUM = '/usr/bin/chromium';
-
 /** Renders the SVG to a PNG with headless Chromium (playwright-core); no PNG library is needed. */
 export async function renderPng(svg: string, file: string): Promise<void> {
-  if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: the PNG chart needs it (the SVG is kept)`);
+  if (!existsSync(CHROMIUM_PATH))
+    throw new Error(`no Chromium at ${CHROMIUM_PATH}: the PNG chart needs it (the SVG is kept)`);
   const { chromium } = await import('playwright-core');
   const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-    ],
+    executablePath: CHROMIUM_PATH,
+    args: CHROMIUM_ARGS,
   });
   try {
     const width = Number(/width="(\d+)"/.exec(svg)?.[1] ?? 1000);

@@ -7,6 +7,7 @@ import { spawnFunctionHost, type RunningHost } from '../../local/host/spawn';
 import { startAnvil, type Anvil } from '../../local/stack/anvil';
 import { bankSettings, startStack, type Stack } from '../../local/stack/stack';
 import type { HistoryReport, StatusReport } from '../../shared/ops/status';
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from '../../local/chromium';
 
 /**
  * The real Function App in the local host against the embedded stack: the heartbeat is triggered through the
@@ -96,14 +97,8 @@ describe('status endpoint and dashboard', () => {
     expect((await fetch(`${host.url}/api/dashboard`)).status).toBe(401);
     profile = mkdtempSync(join(tmpdir(), 'ledger-bridge-chromium-'));
     browser = await chromium.launchPersistentContext(profile, {
-      executablePath: '/usr/bin/chromium',
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-      ],
+      executablePath: CHROMIUM_PATH,
+      args: CHROMIUM_ARGS,
       viewport: { width: 1440, height: 1000 },
     });
     const page = browser.pages()[0] ?? (await browser.newPage());
