@@ -10,6 +10,7 @@ import { INGEST_TELEMETRY } from '../../shared/ingest';
 import { Outbox } from '../../shared/storage/outbox';
 import { Rejections } from '../../shared/storage/rejections';
 import { TABLES, TableStore } from '../../shared/storage/tables';
+import { deadLetterOf } from './support/dead-letters';
 import { eventually } from './support/eventually';
 
 /** The real app (dist/functions) in the local host, fed through the bank's credit-updates queue. */
@@ -109,12 +110,7 @@ describe('ingest', () => {
     try {
       const body = event();
       const messageId = await send(body);
-      const dead = await eventually(
-        () => queue.peekDeadLetters(),
-        (list) => list.some((m) => m.messageId === messageId),
-        'the dead letter'
-      );
-      const letter = dead.find((m) => m.messageId === messageId)!;
+      const letter = await deadLetterOf(queue, messageId);
       expect(letter.deadLetterReason).toBe('MaxDeliveryCountExceeded');
       expect(letter.deadLetterErrorDescription).toMatch(
         /after 3 delivery attempts.*cannot read the pseudonymization key, Key Vault secret .*pseudonymization-key: The service is temporarily unavailable/

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { spawnFunctionHost, type RunningHost } from '../../local/host/spawn';
 import { LocalServiceBusQueue } from '../../local/host/service-bus-queue';
 import { startAzurite, type Azurite } from '../../local/stack/azurite';
+import { deadLetterOf } from './support/dead-letters';
 import { eventually } from './support/eventually';
 
 /** The local Functions host, as a child process, driving a fixture app's timer, HTTP and queue triggers. */
@@ -121,12 +122,7 @@ describe('local Functions host', () => {
 
   it('retries a failing message and dead-letters it after maxDeliveryCount with the reason', async () => {
     const messageId = await queue.send({ body: 'please fail', messageId: 'msg-fail-1' });
-    const dead = await eventually(
-      () => queue.peekDeadLetters(),
-      (list) => list.some((m) => m.messageId === messageId),
-      'the dead letter'
-    );
-    const letter = dead.find((m) => m.messageId === messageId)!;
+    const letter = await deadLetterOf(queue, messageId);
     expect(letter.deadLetterReason).toBe('MaxDeliveryCountExceeded');
     expect(letter.deadLetterErrorDescription).toContain(`cannot process ${messageId}`);
     expect(Buffer.from(letter.body, 'base64').toString()).toBe('please fail');
