@@ -24,16 +24,23 @@ export function procStats(pid: number | undefined): ProcStats | undefined {
   }
 }
 
-/** The CPU each named process used between two readings, as a share of one core over `seconds`. */
-export function cpuShare(
+/** The CPU seconds each named process used between two readings. */
+export function cpuSecondsUsed(
   before: Record<string, ProcStats | undefined>,
-  after: Record<string, ProcStats | undefined>,
-  seconds: number
+  after: Record<string, ProcStats | undefined>
 ): Record<string, number> {
   const out: Record<string, number> = {};
   for (const [name, a] of Object.entries(after)) {
     const b = before[name];
-    if (a && b && seconds > 0) out[name] = Math.round(((a.cpuSeconds - b.cpuSeconds) / seconds) * 100);
+    if (a && b) out[name] = a.cpuSeconds - b.cpuSeconds;
   }
   return out;
+}
+
+/** Whole-machine CPU time from /proc/stat, in seconds: busy (everything but idle and iowait) and total. */
+export function machineCpu(): { busySeconds: number; totalSeconds: number } {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = fields.reduce((sum, v) => sum + v, 0);
+  const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
+  return { busySeconds: (total - idle) / TICKS_PER_SECOND, totalSeconds: total / TICKS_PER_SECOND };
 }

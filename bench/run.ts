@@ -16,7 +16,7 @@ import { sampleCreditUpdates } from '../shared/domain/sample-events';
 import { TableStore } from '../shared/storage/tables';
 import { WatcherStateStore } from '../shared/watch/state';
 import { chartSvg, renderPng, type Series } from './chart';
-import { cpuShare, procStats, type ProcStats } from './proc';
+import { cpuSecondsUsed, machineCpu, procStats, type ProcStats } from './proc';
 import { diffCounts, startTableCounter, type TableCounter, type TableCounts } from './table-counter';
 
 /**
@@ -305,7 +305,10 @@ interface PhaseResult {
   latencyPoints: [number, number][];
   signCalls: number;
   tables?: TableCounts;
-  cpuPercent: Record<string, number>;
+  /** CPU seconds each process of the stack used during the phase (/proc). */
+  cpuSeconds: Record<string, number>;
+  /** How busy all the machine's cores were during the phase (/proc/stat, every process). */
+  machineBusyPercent: number;
   complete: boolean;
 }
 
@@ -339,6 +342,7 @@ async function runPhase(
   const signsBefore = env.stack.keyVault.stats.signCalls;
   const tablesBefore = env.counter?.snapshot();
   const procBefore = processes(env);
+  const machineBefore = machineCpu();
   const publish: Publish = async (events, ownerIndex) => {
     const queue = env.queues[ownerIndex]!;
     await Promise.all(
@@ -384,6 +388,7 @@ async function runPhase(
   await driver;
   const seconds = (Date.now() - tracker.started) / 1000;
   const procAfter = processes(env);
+  const machineAfter = machineCpu();
 
   // Throughput over time: records of this phase projected at every bank (min checkpoint) and on chain.
   const timeline = tracker.samples.map((s) => ({
@@ -471,7 +476,11 @@ async function runPhase(
     latencyPoints,
     signCalls: env.stack.keyVault.stats.signCalls - signsBefore,
     tables: tablesAfter && tablesBefore ? diffCounts(tablesAfter, tablesBefore) : undefined,
-    cpuPercent: cpuShare(procBefore, procAfter, seconds),
+    cpuSeconds: cpuSecondsUsed(procBefore, procAfter),
+    machineBusyPercent: Math.round(
+      (100 * (machineAfter.busySeconds - machineBefore.busySeconds)) /
+        Math.max(1e-9, machineAfter.totalSeconds - machineBefore.totalSeconds)
+    ),
     complete,
   };
 }
@@ -609,9 +618,54 @@ export interface BenchReport {
   measuredBlockTimeSec: number;
   peakRssMiB: number;
   peakRssMiBByProcess: Record<string, number>;
+  /** What bounds throughput on this machine: CPU per record during saturation, and what it implies. */
+  cpu: CpuCost;
   targets: Record<string, { target: string; measured: string; met: boolean }>;
   calibration: Calibration;
   phases: Record<string, Omit<PhaseResult, 'timeline' | 'latencyPoints'>>;
+}
+
+export interface CpuCost {
+  machineBusyPercent: number;
+  /** CPU milliseconds per record of the saturation phase, by part of the stack, and in total. */
+  msPerRecord: { storageEmulators: number; functionHosts: number; bench: number; chain: number; total: number };
+  /** cores × 1000 / total: the most this machine could carry at this cost, were nothing else running. */
+  cpuBoundRecordsPerSec: number;
+  /** Cores the chain's capacity would need at this cost: in total, and for the Function App hosts alone. */
+  coresForCapacity: number;
+  hostCoresForCapacity: number;
+}
+
+/** CPU per record by part of the stack (process names from `processes`), and what it implies. */
+export function cpuCost(
+  phase: Pick<PhaseResult, 'cpuSeconds' | 'machineBusyPercent' | 'records'>,
+  cores: number,
+  capacity: number
+): CpuCost {
+  const part = (prefix: string): number =>
+    Object.entries(phase.cpuSeconds)
+      .filter(([name]) => name.startsWith(prefix))
+      .reduce((sum, [, seconds]) => sum + (1000 * seconds) / Math.max(1, phase.records), 0);
+  const ms = {
+    storageEmulators: part('azurite'),
+    functionHosts: part('host'),
+    bench: part('bench'),
+    chain: part('anvil'),
+  };
+  const total = ms.storageEmulators + ms.functionHosts + ms.bench + ms.chain;
+  return {
+    machineBusyPercent: phase.machineBusyPercent,
+    msPerRecord: {
+      storageEmulators: round(ms.storageEmulators),
+      functionHosts: round(ms.functionHosts),
+      bench: round(ms.bench),
+      chain: round(ms.chain),
+      total: round(total),
+    },
+    cpuBoundRecordsPerSec: round((cores * 1000) / Math.max(1e-9, total), 1),
+    coresForCapacity: round((capacity * total) / 1000, 1),
+    hostCoresForCapacity: round((capacity * ms.functionHosts) / 1000, 1),
+  };
 }
 
 function chart(report: BenchReport, phases: Record<string, PhaseResult>): string {
@@ -693,6 +747,26 @@ function chart(report: BenchReport, phases: Record<string, PhaseResult>): string
   );
 }
 
+/** The report's verdict on what bounds throughput, from the measured CPU cost. */
+function limits(r: BenchReport): string {
+  const c = r.cpu;
+  const ms = c.msPerRecord;
+  const cores = r.machine.cpus;
+  const bound = c.machineBusyPercent >= 85;
+  return [
+    `During saturation the machine's ${cores} cores were **${c.machineBusyPercent}% busy**. CPU per record (projected at every bank): ` +
+      `storage emulators (Azurite: tables and the Service Bus emulation) **${ms.storageEmulators} ms**, ` +
+      `the ${r.settings.banks} Function App hosts **${ms.functionHosts} ms** (${round(ms.functionHosts / r.settings.banks)} ms each), ` +
+      `the bench (publisher, Key Vault stand-in, table counter) ${ms.bench} ms, anvil ${ms.chain} ms: **${ms.total} ms in all**.`,
+    `At that cost ${cores} cores carry at most ${c.cpuBoundRecordsPerSec} records/s; the run sustained ${r.throughputRecordsPerSec}. ` +
+      (bound
+        ? `**The run is CPU-bound**: the local stand-ins and the banks' hosts share this machine's cores, where in Azure every bank's Function App and storage account run on their own. `
+        : `The machine was not saturated, so CPU is not what bounds this run: look at the pipeline's cadence (timers, in-flight batches) and the chain. `) +
+      `The chain's ${round(r.capacityRecordsPerSec, 1)} records/s would need ~${c.coresForCapacity} cores at this cost, ` +
+      `~${c.hostCoresForCapacity} of them for ledger-bridge's own hosts (${round(c.hostCoresForCapacity / r.settings.banks, 1)} per bank); the rest is emulation.`,
+  ].join('\n\n');
+}
+
 function markdown(r: BenchReport, files: { json: string; png: string }): string {
   const t = r.targets;
   const row = (k: string): string => `| ${k} | ${t[k]!.target} | ${t[k]!.measured} | ${t[k]!.met ? 'yes' : '**no**'} |`;
@@ -703,8 +777,8 @@ function markdown(r: BenchReport, files: { json: string; png: string }): string 
   };
   const sat = r.phases.saturation;
   const cpu = sat
-    ? Object.entries(sat.cpuPercent)
-        .map(([k, v]) => `${k} ${v}%`)
+    ? Object.entries(sat.cpuSeconds)
+        .map(([k, v]) => `${k} ${Math.round((100 * v) / sat.seconds)}%`)
         .join(', ')
     : '';
   const byTable = sat?.tables
@@ -745,6 +819,10 @@ ${Object.keys(t).map(row).join('\n')}
 | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 ${['latency', 'saturation', 'naive'].map(phase).join('\n')}
 
+## What limits throughput here
+
+${limits(r)}
+
 ## How it is measured
 
 - **Capacity**: the block gas limit is read from the chain; gas per new record and per update come from the receipts of a calibration batch (50 and 150 new records, then 150 updates, on a throwaway registry on the same chain: the slope between the two new batches is the gas per record, the intercept the gas per transaction). The block time is measured from block timestamps over the saturation run. Capacity = gas limit / gas per new record / block time.
@@ -752,7 +830,7 @@ ${['latency', 'saturation', 'naive'].map(phase).join('\n')}
 - **Latency**: from the moment the bench sends the event to the bank's queue to the first poll at which another bank's checkpoint covers the event's block (resolution 250 ms); "every bank" is the last bank.
 - **Sign calls**: the Key Vault stand-in's counter, divided by the records of the phase.
 - **Table operations**: a counting HTTP proxy in front of ${r.settings.banks > 0 ? 'BANK-A' : ''}'s table endpoint (the Function App's AzureWebJobsStorage tables go through it; its queue does not): single requests plus every operation inside entity-group transactions, divided by the phase's records (BANK-A ingests a third of them and projects all of them). Per table: ${byTable || 'n/a'}.
-- **CPU during saturation** (share of one core): ${cpu}.
+- **CPU during saturation** (share of one core, from /proc: user + system time of each process over the phase): ${cpu}. The machine's busy share is from /proc/stat (all processes). CPU per record = a part's CPU seconds over the phase / the phase's records.
 - **Memory**: VmHWM of each host process from /proc.
 
 Files: ${files.json}, ${files.png}
@@ -825,7 +903,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     },
     settings: {
       ...o,
-      submitDefaults: 'SUBMIT_TX_GAS_BUDGET 15M, SUBMIT_MAX_IN_FLIGHT 4, SUBMIT/WATCH schedule every 2 s',
+      submitDefaults: 'SUBMIT_TX_GAS_BUDGET 15M, SUBMIT_MAX_IN_FLIGHT 4, SUBMIT/WATCH schedule every second',
     },
     capacityRecordsPerSec: round(capacity, 1),
     throughputRecordsPerSec: sat.throughputRecordsPerSec,
@@ -851,6 +929,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     measuredBlockTimeSec: blockTime,
     peakRssMiB: Number.isFinite(hostPeak) ? hostPeak : 0,
     peakRssMiBByProcess: peakRss,
+    cpu: cpuCost(sat, cpus().length, capacity),
     targets: {},
     calibration: calibration!,
     phases: Object.fromEntries(

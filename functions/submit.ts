@@ -8,7 +8,7 @@ import { runSubmit } from '../shared/submit/submitter';
 
 let signer: KeyVaultSigner | undefined;
 
-/** About once per block: settle in-flight batches, then batch pending outbox records into signed transactions. */
+/** Every second (twice per 2 s block): settle in-flight batches, then batch pending outbox records into signed transactions. */
 export async function submit(_timer: unknown, context: InvocationContext): Promise<void> {
   const runtime = getRuntime();
   signer ??= createKeyVaultSigner(runtime.config, runtime.credential, runtime.telemetry);

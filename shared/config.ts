@@ -38,7 +38,7 @@ export interface Config {
    */
   pseudonymization: { secretName: string; localSecret?: string };
   submit: {
-    /** NCRONTAB schedule of the submit timer (about once per block). */
+    /** NCRONTAB schedule of the submit timer (at least once per block). */
     schedule: string;
     /** Upper bound on records in one transaction; the gas budget usually binds first. */
     maxRecordsPerTx: number;
@@ -310,7 +310,7 @@ export function loadConfig(env: Env = process.env): Config {
     serviceBusNamespace,
     pseudonymization: { secretName, localSecret },
     submit: {
-      schedule: r.schedule('SUBMIT_SCHEDULE', '*/2 * * * * *'),
+      schedule: r.schedule('SUBMIT_SCHEDULE', '* * * * * *'),
       maxRecordsPerTx: r.integer('SUBMIT_MAX_RECORDS_PER_TX', 1000, 1, 5000),
       txGasBudget: r.integer('SUBMIT_TX_GAS_BUDGET', 15_000_000, 100_000, 1_000_000_000),
       maxInFlight: r.integer('SUBMIT_MAX_IN_FLIGHT', 4, 1, 64),
@@ -318,7 +318,7 @@ export function loadConfig(env: Env = process.env): Config {
       mode: submitMode === 'naive' ? 'naive' : 'batched',
     },
     watch: {
-      schedule: r.schedule('WATCH_SCHEDULE', '*/2 * * * * *'),
+      schedule: r.schedule('WATCH_SCHEDULE', '* * * * * *'),
       fromBlock: r.integer('WATCH_FROM_BLOCK', 0, 0, Number.MAX_SAFE_INTEGER),
       logChunkBlocks: r.integer('WATCH_LOG_CHUNK_BLOCKS', 2000, 1, 100_000),
       reorgWindowBlocks: r.integer('WATCH_REORG_WINDOW_BLOCKS', 128, 8, 10_000),

@@ -85,10 +85,10 @@ param instanceMemoryMB int
 param maximumInstanceCount int
 
 @description('Submit timer, six-field NCRONTAB (SUBMIT_SCHEDULE).')
-param submitSchedule string = '*/2 * * * * *'
+param submitSchedule string = '* * * * * *'
 
 @description('Watch timer, six-field NCRONTAB (WATCH_SCHEDULE).')
-param watchSchedule string = '*/2 * * * * *'
+param watchSchedule string = '* * * * * *'
 
 @description('Heartbeat timer, six-field NCRONTAB (HEARTBEAT_SCHEDULE).')
 param heartbeatSchedule string = '*/30 * * * * *'

@@ -112,7 +112,7 @@ describe('config', () => {
   it('defaults the validators to the RPC endpoints and reads pipeline defaults', () => {
     const config = loadConfig(azure);
     expect(config.heartbeat.validatorRpcUrls).toEqual(config.chain.rpcUrls);
-    expect(config.submit).toMatchObject({ mode: 'batched', schedule: '*/2 * * * * *', maxInFlight: 4 });
+    expect(config.submit).toMatchObject({ mode: 'batched', schedule: '* * * * * *', maxInFlight: 4 });
     expect(config.pseudonymization).toEqual({ secretName: 'pseudonymization-key', localSecret: undefined });
   });
 
