@@ -137,10 +137,13 @@ export async function runSubmit(deps: SubmitDeps): Promise<SubmitReport> {
   const free = deps.config.submit.maxInFlight - report.inFlight;
   if (free > 0) await submitNewBatches(deps, report, fees, free);
   telemetry.metric(SUBMIT_METRICS.inFlight, report.inFlight);
-  log(
-    `submit: head ${head}, ${report.newBatches} new batch(es) with ${report.newRecords} record(s), ${report.inFlight} in flight, ` +
-      `${report.mined} mined, ${report.rebroadcasts} rebroadcast, ${report.abandoned} abandoned`
-  );
+  // Every second: a line only when the run changed something, so an idle bridge does not fill the logs.
+  const changed = report.newBatches + report.broadcasts + report.mined + report.abandoned > 0;
+  if (changed)
+    log(
+      `submit: head ${head}, ${report.newBatches} new batch(es) with ${report.newRecords} record(s), ${report.inFlight} in flight, ` +
+        `${report.mined} mined, ${report.rebroadcasts} rebroadcast, ${report.abandoned} abandoned`
+    );
   return report;
 }
 
