@@ -44,3 +44,10 @@ export function machineCpu(): { busySeconds: number; totalSeconds: number } {
   const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
   return { busySeconds: (total - idle) / TICKS_PER_SECOND, totalSeconds: total / TICKS_PER_SECOND };
 }
+
+/** How busy all the machine's cores were between two `machineCpu` readings, in percent. */
+export function busyPercent(before: ReturnType<typeof machineCpu>, after: ReturnType<typeof machineCpu>): number {
+  return Math.round(
+    (100 * (after.busySeconds - before.busySeconds)) / Math.max(1e-9, after.totalSeconds - before.totalSeconds)
+  );
+}

@@ -16,7 +16,7 @@ import { sampleCreditUpdates } from '../shared/domain/sample-events';
 import { TableStore } from '../shared/storage/tables';
 import { WatcherStateStore } from '../shared/watch/state';
 import { chartSvg, renderPng, type Series } from './chart';
-import { cpuSecondsUsed, machineCpu, procStats, type ProcStats } from './proc';
+import { busyPercent, cpuSecondsUsed, machineCpu, procStats, type ProcStats } from './proc';
 import { diffCounts, startTableCounter, type TableCounter, type TableCounts } from './table-counter';
 
 /**
@@ -477,10 +477,7 @@ async function runPhase(
     signCalls: env.stack.keyVault.stats.signCalls - signsBefore,
     tables: tablesAfter && tablesBefore ? diffCounts(tablesAfter, tablesBefore) : undefined,
     cpuSeconds: cpuSecondsUsed(procBefore, procAfter),
-    machineBusyPercent: Math.round(
-      (100 * (machineAfter.busySeconds - machineBefore.busySeconds)) /
-        Math.max(1e-9, machineAfter.totalSeconds - machineBefore.totalSeconds)
-    ),
+    machineBusyPercent: busyPercent(machineBefore, machineAfter),
     complete,
   };
 }
