@@ -87,7 +87,8 @@ function progressBar(label: string): { update: (p: WatchProgress) => void; done:
       const seconds = (r.elapsedMs / 1000).toFixed(1);
       process.stderr.write(
         `${tty ? '\n' : ''}${label}: rebuilt from block ${r.fromBlock} to ${r.checkpointBlock}: ${r.blocks} blocks, ` +
-          `${r.records} records in ${seconds} s\n`
+          `${r.records} records in ${seconds} s; own batches checked against the chain: ${r.writeSide.checked}, ` +
+          `sent back in flight: ${r.writeSide.reset} (${r.writeSide.events} event(s))\n`
       );
     },
   };

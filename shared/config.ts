@@ -48,6 +48,10 @@ export interface Config {
     maxInFlight: number;
     /** Rebroadcast a batch not mined after this many blocks. */
     rebroadcastAfterBlocks: number;
+    /** Replacements with higher fees for one nonce, at most (where the chain prices gas). */
+    maxFeeBumps: number;
+    /** No fee bump goes past this many gwei per gas. */
+    maxFeePerGasGwei: number;
     /** `naive` submits one transaction (one signature) per event: the benchmark's baseline, never for production. */
     mode: 'batched' | 'naive';
   };
@@ -72,6 +76,10 @@ export interface Config {
     blockTimeFactor: number;
     outboxOldestAgeSeconds: number;
     deadLetters: number;
+    /** A batch in flight (signed or mined, not confirmed) for more blocks than this is stuck. */
+    batchStuckBlocks: number;
+    /** An accepted event not confirmed on chain this long after it was enqueued is stuck, whatever its state. */
+    unconfirmedAgeSeconds: number;
   };
   /** Absent means telemetry is off (local only; required in Azure). */
   appInsightsConnectionString?: string;
@@ -311,10 +319,13 @@ export function loadConfig(env: Env = process.env): Config {
     pseudonymization: { secretName, localSecret },
     submit: {
       schedule: r.schedule('SUBMIT_SCHEDULE', '* * * * * *'),
-      maxRecordsPerTx: r.integer('SUBMIT_MAX_RECORDS_PER_TX', 1000, 1, 5000),
+      // A batch row holds at most 1,500 records (Table Storage's 1 MiB entity limit; see storage/batches.ts).
+      maxRecordsPerTx: r.integer('SUBMIT_MAX_RECORDS_PER_TX', 1000, 1, 1500),
       txGasBudget: r.integer('SUBMIT_TX_GAS_BUDGET', 15_000_000, 100_000, 1_000_000_000),
       maxInFlight: r.integer('SUBMIT_MAX_IN_FLIGHT', 4, 1, 64),
       rebroadcastAfterBlocks: r.integer('SUBMIT_REBROADCAST_AFTER_BLOCKS', 5, 1, 1000),
+      maxFeeBumps: r.integer('SUBMIT_MAX_FEE_BUMPS', 5, 0, 20),
+      maxFeePerGasGwei: r.integer('SUBMIT_MAX_FEE_PER_GAS_GWEI', 500, 1, 1_000_000),
       mode: submitMode === 'naive' ? 'naive' : 'batched',
     },
     watch: {
@@ -336,6 +347,8 @@ export function loadConfig(env: Env = process.env): Config {
       blockTimeFactor: r.integer('ALERT_BLOCK_TIME_FACTOR', 2, 1, 100),
       outboxOldestAgeSeconds: r.integer('ALERT_OUTBOX_OLDEST_AGE_SECONDS', 60, 1, 86_400),
       deadLetters: r.integer('ALERT_DEAD_LETTERS', 1, 1, 1_000_000),
+      batchStuckBlocks: r.integer('ALERT_BATCH_STUCK_BLOCKS', 30, 2, 100_000),
+      unconfirmedAgeSeconds: r.integer('ALERT_UNCONFIRMED_AGE_SECONDS', 300, 10, 86_400),
     },
     appInsightsConnectionString,
     managedIdentityClientId,

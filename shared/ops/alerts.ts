@@ -10,6 +10,9 @@ export const ALERT_RULES = {
   slowBlocks: 'SlowBlocks',
   outboxBacklogAge: 'OutboxBacklogAge',
   deadLetters: 'DeadLetters',
+  batchStuck: 'BatchStuck',
+  recordsUnconfirmed: 'RecordsUnconfirmed',
+  nonceGap: 'NonceGap',
 } as const;
 
 export type AlertRule = (typeof ALERT_RULES)[keyof typeof ALERT_RULES];
@@ -49,6 +52,9 @@ export interface AlertMeasurements {
   avgBlockTimeSeconds?: number;
   outboxOldestAgeSeconds?: number;
   deadLetters?: { queue: string; count: number };
+  oldestInFlightBlocks?: number;
+  oldestUnconfirmedAgeSeconds?: number;
+  nonceGaps?: number;
 }
 
 /** The checks for one beat. */
@@ -85,6 +91,17 @@ export function alertChecks(
       alerts.outboxOldestAgeSeconds,
       (v, t) => v > t
     )
+  );
+  checks.push(
+    check(ALERT_RULES.batchStuck, 'batches', m.oldestInFlightBlocks, alerts.batchStuckBlocks, (v, t) => v > t),
+    check(
+      ALERT_RULES.recordsUnconfirmed,
+      'records',
+      m.oldestUnconfirmedAgeSeconds,
+      alerts.unconfirmedAgeSeconds,
+      (v, t) => v > t
+    ),
+    check(ALERT_RULES.nonceGap, 'nonces', m.nonceGaps, 0, (v, t) => v > t)
   );
   if (m.deadLetters)
     checks.push(

@@ -1,4 +1,5 @@
 import type { Config } from '../config';
+import type { WriteSideHealth } from '../submit/reconcile';
 import type { Telemetry } from '../telemetry';
 import { ALERT_RULES, alertChecks, evaluateAlerts, type AlertState, type AlertTransition } from './alerts';
 import { HeaderWindow, chainStats, round } from './chain-stats';
@@ -18,6 +19,8 @@ export interface PipelineSources {
   rejections?: (sinceMs: number) => Promise<number>;
   /** The watcher's last projected block (the watcher sends its own lag metrics; these feed /api/status). */
   projection?: () => Promise<{ block: number; blockTime: number } | undefined>;
+  /** The batch log against the chain: what is in flight, since when, and nonce gaps. */
+  writeSide?: () => Promise<WriteSideHealth>;
 }
 
 export interface HeartbeatOptions {
@@ -161,6 +164,9 @@ export class HeartbeatService {
         chainBlockAgeSeconds: chain.blockAgeSeconds,
         avgBlockTimeSeconds: chain.avgBlockTimeSeconds,
         outboxOldestAgeSeconds: pipeline.oldestPendingAgeSeconds,
+        oldestInFlightBlocks: pipeline.oldestInFlightBlocks,
+        oldestUnconfirmedAgeSeconds: pipeline.oldestUnconfirmedAgeSeconds,
+        nonceGaps: pipeline.nonceGaps,
         deadLetters:
           o.pipeline.deadLetters && pipeline.deadLetters !== undefined
             ? { queue: o.pipeline.deadLetters.queue, count: pipeline.deadLetters }
@@ -213,11 +219,12 @@ export class HeartbeatService {
       }
     };
     const since = this.lastBeatMs ?? nowMs - 60_000;
-    const [backlog, deadLetters, rejections, projection] = await Promise.all([
+    const [backlog, deadLetters, rejections, projection, writeSide] = await Promise.all([
       attempt('outbox', sources.backlog),
       attempt('dead letters', sources.deadLetters && (() => sources.deadLetters!.count())),
       attempt('rejections', sources.rejections && (() => sources.rejections!(since))),
       attempt('projection', sources.projection),
+      attempt('batches', sources.writeSide),
     ]);
     const pipeline: PipelineSample = {
       rejections: rejections ?? null,
@@ -230,6 +237,20 @@ export class HeartbeatService {
         ? Math.max(0, round((nowMs - Date.parse(backlog.oldestEnqueuedAt)) / 1000, 1))
         : 0;
     }
+    if (writeSide) {
+      pipeline.inFlightBatches = writeSide.inFlight;
+      pipeline.oldestInFlightBlocks = writeSide.oldestInFlightBlocks ?? 0;
+      pipeline.nonceGaps = writeSide.nonceGaps + writeSide.diverged;
+    }
+    // Unconfirmed, whatever the state: pending in the outbox, or in a batch not yet confirmed on chain.
+    if (backlog && (writeSide || !sources.writeSide)) {
+      const oldest = [backlog.oldestEnqueuedAt, writeSide?.oldestInFlightEnqueuedAt]
+        .filter((t): t is string => t !== undefined)
+        .map(Date.parse);
+      pipeline.oldestUnconfirmedAgeSeconds = oldest.length
+        ? Math.max(0, round((nowMs - Math.min(...oldest)) / 1000, 1))
+        : 0;
+    }
     if (deadLetters !== undefined) pipeline.deadLetters = deadLetters;
     if (problems.length) pipeline.problems = problems;
 
@@ -237,6 +258,10 @@ export class HeartbeatService {
     if (pipeline.outboxDepth !== undefined) t.metric(METRICS.outboxDepth, pipeline.outboxDepth);
     if (pipeline.oldestPendingAgeSeconds !== undefined)
       t.metric(METRICS.outboxOldestAge, pipeline.oldestPendingAgeSeconds);
+    if (pipeline.oldestInFlightBlocks !== undefined) t.metric(METRICS.inFlightBlocks, pipeline.oldestInFlightBlocks);
+    if (pipeline.oldestUnconfirmedAgeSeconds !== undefined)
+      t.metric(METRICS.unconfirmedAge, pipeline.oldestUnconfirmedAgeSeconds);
+    if (pipeline.nonceGaps !== undefined) t.metric(METRICS.nonceGaps, pipeline.nonceGaps);
     if (pipeline.rejections !== null) t.metric(METRICS.rejections, pipeline.rejections);
     if (pipeline.deadLetters !== undefined)
       t.metric(METRICS.deadLetters, pipeline.deadLetters, { queue: sources.deadLetters!.queue });

@@ -43,6 +43,13 @@ export interface ChainSample {
 export interface PipelineSample {
   outboxDepth?: number;
   oldestPendingAgeSeconds?: number;
+  /** Batches signed or mined and not yet confirmed, and blocks since the oldest of them was written. */
+  inFlightBatches?: number;
+  oldestInFlightBlocks?: number;
+  /** Age of the oldest accepted event not confirmed on chain, whatever its state (0 when there is none). */
+  oldestUnconfirmedAgeSeconds?: number;
+  /** Nonces the chain waits on that no live batch holds, plus confirmed batches the chain lost (0 when healthy). */
+  nonceGaps?: number;
   /** Null: not measured (its source is not available yet), never a made-up zero. */
   rejections: number | null;
   deadLetters?: number;

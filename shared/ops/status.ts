@@ -23,6 +23,10 @@ export interface StatusReport {
     overall: Overall;
     outboxDepth: number | null;
     oldestPendingAgeSeconds: number | null;
+    inFlightBatches: number | null;
+    oldestInFlightBlocks: number | null;
+    oldestUnconfirmedAgeSeconds: number | null;
+    nonceGaps: number | null;
     rejections: number | null;
     deadLetters: number | null;
     projectionLagBlocks: number | null;
@@ -84,8 +88,15 @@ export function statusFrom(
   else if (validatorsOverall === 'down') chainOverall = 'down';
   let pipelineOverall: Overall = 'unknown';
   if (pipeline) {
+    // Never ok while a record is stuck: every write-side rule degrades the pipeline.
     const troubled =
-      firing(ALERT_RULES.outboxBacklogAge) || firing(ALERT_RULES.deadLetters) || (pipeline.problems?.length ?? 0) > 0;
+      [
+        ALERT_RULES.outboxBacklogAge,
+        ALERT_RULES.deadLetters,
+        ALERT_RULES.batchStuck,
+        ALERT_RULES.recordsUnconfirmed,
+        ALERT_RULES.nonceGap,
+      ].some(firing) || (pipeline.problems?.length ?? 0) > 0;
     pipelineOverall = troubled ? 'degraded' : 'ok';
   }
 
@@ -106,6 +117,10 @@ export function statusFrom(
       overall: pipelineOverall,
       outboxDepth: pipeline?.outboxDepth ?? null,
       oldestPendingAgeSeconds: pipeline?.oldestPendingAgeSeconds ?? null,
+      inFlightBatches: pipeline?.inFlightBatches ?? null,
+      oldestInFlightBlocks: pipeline?.oldestInFlightBlocks ?? null,
+      oldestUnconfirmedAgeSeconds: pipeline?.oldestUnconfirmedAgeSeconds ?? null,
+      nonceGaps: pipeline?.nonceGaps ?? null,
       rejections: pipeline?.rejections ?? null,
       deadLetters: pipeline?.deadLetters ?? null,
       projectionLagBlocks: pipeline?.projectionLagBlocks ?? null,

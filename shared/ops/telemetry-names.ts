@@ -35,6 +35,9 @@ export const METRICS = {
   members: 'consortium.members',
   outboxDepth: 'outbox.depth',
   outboxOldestAge: 'outbox.oldestPendingAgeSeconds',
+  inFlightBlocks: 'submit.oldestInFlightBlocks',
+  unconfirmedAge: 'pipeline.oldestUnconfirmedAgeSeconds',
+  nonceGaps: 'submit.nonceGaps',
   rejections: 'ingest.rejections',
   deadLetters: 'ingest.deadLetters',
 } as const;
@@ -76,6 +79,9 @@ export const OPS_TELEMETRY: TelemetryName[] = [
   m(METRICS.members, 'members', [], 'member addresses registered on the CreditRegistry'),
   m(METRICS.outboxDepth, 'events', [], 'outbox events waiting for a transaction'),
   m(METRICS.outboxOldestAge, 's', [], 'age of the oldest pending outbox event (since it was enqueued)'),
+  m(METRICS.inFlightBlocks, 'blocks', [], 'blocks since the oldest batch not yet confirmed was written (0: none)'),
+  m(METRICS.unconfirmedAge, 's', [], 'age of the oldest accepted event not confirmed on chain, in any state (0: none)'),
+  m(METRICS.nonceGaps, 'nonces', [], 'nonces the chain waits on without a live batch, plus confirmed batches it lost'),
   m(METRICS.rejections, 'messages', [], 'messages rejected by ingest since the previous beat'),
   m(METRICS.deadLetters, 'messages', ['queue'], 'messages in the credit-updates dead-letter queue'),
   e(EVENTS.validatorDown, ['validator', 'reason'], 'a validator stopped answering (state change only)'),
@@ -107,6 +113,24 @@ export const WRITE_PATH_TELEMETRY: TelemetryName[] = [
     ['signer', 'nonce', 'reason'],
     'a batch reverted or lost its nonce; its events are pending again'
   ),
+  at(
+    'submit',
+    SUBMIT_EVENTS.batchOrphaned,
+    'event',
+    '—',
+    ['signer', 'nonce', 'txHash', 'block'],
+    'the receipt of a mined batch vanished (a reorg); it is sent again'
+  ),
+  at('submit', SUBMIT_EVENTS.nonceGapFilled, 'event', '—', ['signer', 'nonce', 'records'], 'a nonce gap was filled'),
+  at(
+    'submit',
+    SUBMIT_EVENTS.feeLimitReached,
+    'event',
+    '—',
+    ['signer', 'nonce', 'limit'],
+    'a stuck batch reached the fee cap or bump count'
+  ),
+  at('submit', SUBMIT_EVENTS.submitHeld, 'event', '—', ['signer', 'reason'], 'new batches wait: the chain disagrees'),
   at('submit', SIGN_CALLS_METRIC, 'metric', 'calls', ['key', 'outcome'], '1 per Key Vault sign call'),
   at('submit', SIGN_LATENCY_METRIC, 'metric', 'ms', ['key'], 'a sign call, including waits and retries'),
   at('submit', SIGN_THROTTLED_METRIC, 'metric', 'responses', ['key', 'operation'], '1 per 429 from Key Vault'),

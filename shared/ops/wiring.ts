@@ -1,6 +1,8 @@
 import { connectRegistry, readMembers } from '../chain/registry';
 import type { Runtime } from '../runtime';
+import { Batches } from '../storage/batches';
 import { Outbox } from '../storage/outbox';
+import { readWriteSideHealth } from '../submit/reconcile';
 import { Rejections } from '../storage/rejections';
 import { readWatcherStatus } from '../watch/state';
 import { deadLetterCounterFor } from './dead-letters';
@@ -11,6 +13,7 @@ import { OpsStore } from './ops-store';
 export function createHeartbeat(runtime: Runtime): HeartbeatService {
   const { config } = runtime;
   const outbox = new Outbox(runtime.tables);
+  const batches = new Batches(runtime.tables);
   const rejections = new Rejections(runtime.tables);
   const registry = (runner: Parameters<typeof connectRegistry>[1]) =>
     connectRegistry(config.chain.registryAddress, runner);
@@ -27,6 +30,8 @@ export function createHeartbeat(runtime: Runtime): HeartbeatService {
       backlog: () => outbox.backlog(),
       deadLetters: deadLetterCounterFor(config, runtime.credential),
       rejections: (sinceMs) => rejections.countSince(new Date(sinceMs)),
+      writeSide: async () =>
+        readWriteSideHealth({ chain: runtime.chain, batches }, (await runtime.signer.getAddress()).toLowerCase()),
       projection: async () => {
         const status = await readWatcherStatus(runtime.tables);
         return status && { block: status.checkpointBlock, blockTime: status.checkpointTime };

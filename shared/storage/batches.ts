@@ -1,18 +1,27 @@
 import type { TableClient } from '@azure/data-tables';
-import { isConflict, isNotFound, odata, TABLES, type TableStore } from './tables';
+import { isConflict, isNotFound, isPreconditionFailed, odata, TABLES, type TableStore } from './tables';
 
 /**
- * The write-ahead log of transactions and the nonce authority. One row per (signer, nonce), inserted before
- * anything is broadcast: inserting nonce N fails (409) when another submitter took it, and after a crash the
- * stored raw transaction is rebroadcast as it is (same hash) instead of signing anew.
+ * The write-ahead log of transactions and, reconciled with the chain, the nonce authority. One row per
+ * (signer, nonce), inserted before anything is broadcast: inserting nonce N fails (409) when another submitter
+ * took it, and after a crash the stored raw transaction is rebroadcast as it is (same hash) instead of signing
+ * anew. Every write after the insert is conditional on the ETag the writer read, so of two writers (a second
+ * submitter, the watcher) the one that read a stale row loses instead of overwriting.
  *
  *   PartitionKey  the signer address (lowercase)
- *   RowKey        MAX_SAFE_INTEGER - nonce, zero-padded: the newest nonce sorts first, so "the highest nonce
- *                 taken" is a one-row query
+ *   RowKey        MAX_SAFE_INTEGER - nonce, zero-padded: the newest nonce sorts first, so the rows still in play
+ *                 are read from the top of the partition and the read stops at the settled history
  *
- * Status: signed (in the WAL, maybe broadcast) → mined (a receipt exists) → confirmed (the watcher saw it at
- * confirmation depth). `abandoned`: the nonce was consumed by a transaction that is not ours, or ours reverted;
- * its events went back to the pending index.
+ * Status (the chain decides every transition; see shared/submit/reconcile.ts):
+ *   signed     in the log, maybe broadcast, no receipt on the chain
+ *   mined      a receipt exists; re-checked every run until the watcher confirms it at depth
+ *   confirmed  the watcher projected its block at confirmation depth (a reorg the watcher undoes, or the
+ *              rebuild's reconciliation, sets it back to signed)
+ *   abandoned  the nonce went to a transaction that is not in this row, or ours reverted; its events were
+ *              returned to the pending index
+ *
+ * A row is bounded: it keeps the latest signed transaction only (the one a rebroadcast sends) and the hashes
+ * of the earlier ones (at most 1 + SUBMIT_MAX_FEE_BUMPS), and at most MAX_RECORDS_PER_BATCH records.
  */
 export type BatchStatus = 'signed' | 'mined' | 'confirmed' | 'abandoned';
 
@@ -23,20 +32,45 @@ export interface BatchRow {
   /** Event ids in the transaction, in record order, with their enqueue times (to find their pending rows). */
   eventIds: string[];
   enqueuedAts: string[];
-  /** Every raw transaction signed for this nonce (fee bumps add one); all carry the same records. */
-  rawTxs: string[];
+  /** The latest transaction signed for this nonce (a fee bump replaces it): what a rebroadcast sends. */
+  rawTx: string;
+  /** Hashes of every transaction signed for this nonce, oldest first; the last one is rawTx's. */
   txHashes: string[];
-  /** Outbox rows were moved out of the pending index (see Outbox.markBatched). */
-  outboxMarked: boolean;
+  /** The outbox rows of eventIds are claimed for this nonce (see Outbox.claim); set before the first broadcast. */
+  claimed: boolean;
   createdAt: string;
+  /** Chain head when the row was written: how many blocks it has been in flight. */
+  createdBlock: number;
   broadcastAt?: string;
   broadcastBlock?: number;
   broadcasts: number;
+  feeBumps: number;
   minedTxHash?: string;
   minedBlock?: number;
   confirmedAt?: string;
   /** The last broadcast or chain failure, for operators. */
   lastError?: string;
+  /** Set once fees may rise no more (SUBMIT_MAX_FEE_BUMPS or SUBMIT_MAX_FEE_PER_GAS_GWEI reached): why. */
+  feeLimit?: string;
+  /** Table ETag of the row as read or last written; every update is conditional on it. */
+  etag?: string;
+}
+
+/**
+ * Records one batch row can hold: its entity (the raw transaction as hex, 192 characters per record, plus the
+ * event ids and enqueue times) must stay under Table Storage's 1 MiB entity limit, with every string counted
+ * at two bytes per character. 1,500 records take about 780 KiB (test/unit/batches.test.ts measures it).
+ */
+export const MAX_RECORDS_PER_BATCH = 1500;
+/** Table Storage refuses entities over 1 MiB. */
+export const MAX_ENTITY_BYTES = 1 << 20;
+
+/** Another writer changed the row since it was read: re-read before deciding anything about it. */
+export class BatchConflictError extends Error {
+  constructor(signer: string, nonce: number) {
+    super(`batch row ${signer}/${nonce} was changed by another writer since it was read`);
+    this.name = 'BatchConflictError';
+  }
 }
 
 /** Table entity: lists are stored as chunked JSON strings (a string property holds at most 32K characters). */
@@ -45,29 +79,48 @@ type BatchEntity = Record<string, unknown> & { partitionKey: string; rowKey: str
 const CHUNK = 30_000;
 export const nonceKey = (nonce: number): string => String(Number.MAX_SAFE_INTEGER - nonce).padStart(16, '0');
 
-function putList(entity: BatchEntity, name: string, list: string[]): void {
-  const json = JSON.stringify(list);
-  const chunks = Math.ceil(json.length / CHUNK) || 1;
+function putChunked(entity: BatchEntity, name: string, text: string): void {
+  const chunks = Math.ceil(text.length / CHUNK) || 1;
   entity[`${name}Chunks`] = chunks;
-  for (let i = 0; i < chunks; i++) entity[`${name}${i}`] = json.slice(i * CHUNK, (i + 1) * CHUNK);
+  for (let i = 0; i < chunks; i++) entity[`${name}${i}`] = text.slice(i * CHUNK, (i + 1) * CHUNK);
 }
 
-function getList(entity: Record<string, unknown>, name: string): string[] {
+function getChunked(entity: Record<string, unknown>, name: string): string {
   const chunks = Number(entity[`${name}Chunks`] ?? 0);
-  let json = '';
-  for (let i = 0; i < chunks; i++) json += (entity[`${name}${i}`] as string | undefined) ?? '';
-  return json ? (JSON.parse(json) as string[]) : [];
+  let text = '';
+  for (let i = 0; i < chunks; i++) text += (entity[`${name}${i}`] as string | undefined) ?? '';
+  return text;
 }
+
+const getList = (entity: Record<string, unknown>, name: string): string[] => {
+  const json = getChunked(entity, name);
+  return json ? (JSON.parse(json) as string[]) : [];
+};
 
 export function toEntity(row: BatchRow): BatchEntity {
-  const { eventIds, enqueuedAts, rawTxs, txHashes, ...scalars } = row;
+  const { eventIds, enqueuedAts, rawTx, txHashes, etag: _etag, ...scalars } = row;
   const entity: BatchEntity = { partitionKey: row.signer.toLowerCase(), rowKey: nonceKey(row.nonce), ...scalars };
-  putList(entity, 'eventIds', eventIds);
-  putList(entity, 'enqueuedAts', enqueuedAts);
-  putList(entity, 'rawTxs', rawTxs);
-  putList(entity, 'txHashes', txHashes);
+  putChunked(entity, 'eventIds', JSON.stringify(eventIds));
+  putChunked(entity, 'enqueuedAts', JSON.stringify(enqueuedAts));
+  putChunked(entity, 'rawTx', rawTx);
+  putChunked(entity, 'txHashes', JSON.stringify(txHashes));
   for (const [key, value] of Object.entries(entity)) if (value === undefined) delete entity[key];
+  const bytes = entityBytes(entity);
+  if (bytes > MAX_ENTITY_BYTES)
+    throw new Error(
+      `batch row ${row.signer}/${row.nonce} would take ${bytes} bytes, over Table Storage's ${MAX_ENTITY_BYTES}`
+    );
   return entity;
+}
+
+/** The entity's size as Table Storage counts it (strings two bytes per character, names included), roughly. */
+export function entityBytes(entity: Record<string, unknown>): number {
+  let bytes = 4;
+  for (const [key, value] of Object.entries(entity)) {
+    bytes += 8 + 2 * key.length;
+    bytes += typeof value === 'string' ? 4 + 2 * value.length : 8;
+  }
+  return bytes;
 }
 
 export function fromEntity(entity: Record<string, unknown>): BatchRow {
@@ -77,18 +130,32 @@ export function fromEntity(entity: Record<string, unknown>): BatchRow {
     status: entity.status as BatchStatus,
     eventIds: getList(entity, 'eventIds'),
     enqueuedAts: getList(entity, 'enqueuedAts'),
-    rawTxs: getList(entity, 'rawTxs'),
+    rawTx: getChunked(entity, 'rawTx'),
     txHashes: getList(entity, 'txHashes'),
-    outboxMarked: entity.outboxMarked === true,
+    claimed: entity.claimed === true,
     createdAt: String(entity.createdAt),
+    createdBlock: Number(entity.createdBlock ?? -1),
     broadcastAt: entity.broadcastAt as string | undefined,
     broadcastBlock: entity.broadcastBlock as number | undefined,
     broadcasts: Number(entity.broadcasts ?? 0),
-    minedTxHash: entity.minedTxHash as string | undefined,
-    minedBlock: entity.minedBlock as number | undefined,
+    feeBumps: Number(entity.feeBumps ?? 0),
+    minedTxHash: (entity.minedTxHash as string | undefined) || undefined,
+    minedBlock: entity.minedBlock === undefined || entity.minedBlock === -1 ? undefined : Number(entity.minedBlock),
     confirmedAt: entity.confirmedAt as string | undefined,
     lastError: entity.lastError as string | undefined,
+    feeLimit: entity.feeLimit as string | undefined,
+    etag: entity.etag as string | undefined,
   };
+}
+
+/** Rows read from the top of a signer's partition: everything still in play, and the highest nonce taken. */
+export interface RecentBatches {
+  /** Ascending by nonce. */
+  rows: BatchRow[];
+  /** The highest nonce with a row, if any. */
+  highest?: number;
+  /** The read stopped at `limit` rows before reaching settled history. */
+  truncated: boolean;
 }
 
 export class Batches {
@@ -112,7 +179,7 @@ export class Batches {
   async create(row: BatchRow): Promise<boolean> {
     const table = await this.table();
     try {
-      await table.createEntity(toEntity(row));
+      row.etag = (await table.createEntity(toEntity(row))).etag;
       return true;
     } catch (err) {
       if (isConflict(err)) return false;
@@ -120,13 +187,49 @@ export class Batches {
     }
   }
 
-  /** Replaces the row (the submitter is its only writer besides the watcher's status marks). */
+  /**
+   * Writes the whole row, conditional on the ETag it was read or last written with; throws BatchConflictError
+   * when another writer changed (or removed) it meanwhile. The row's ETag is the new one afterwards.
+   */
   async update(row: BatchRow): Promise<void> {
+    if (!row.etag) throw new Error(`batch row ${row.signer}/${row.nonce} has no ETag: read it before updating`);
     const table = await this.table();
-    await table.updateEntity(toEntity(row), 'Merge');
+    try {
+      row.etag = (await table.updateEntity(toEntity(row), 'Replace', { etag: row.etag })).etag;
+    } catch (err) {
+      if (isPreconditionFailed(err) || isNotFound(err)) throw new BatchConflictError(row.signer, row.nonce);
+      throw err;
+    }
   }
 
-  /** The highest nonce in the WAL for `signer`, if any. */
+  /**
+   * The rows still in play for `signer`, read from the highest nonce down: every row at or above `chainNonce`
+   * (the chain's count of executed transactions), and below it every row until the first confirmed one (the
+   * watcher confirms in chain order, so what lies below is settled). At most `limit` rows.
+   */
+  async recent(signer: string, chainNonce: number, limit: number): Promise<RecentBatches> {
+    const table = await this.table();
+    const rows: BatchRow[] = [];
+    let truncated = false;
+    const query = table.listEntities({
+      queryOptions: { filter: `PartitionKey eq ${odata(signer.toLowerCase())}` },
+    });
+    scan: for await (const page of query.byPage({ maxPageSize: 32 })) {
+      for (const entity of page) {
+        const row = fromEntity(entity);
+        if (row.nonce < chainNonce && row.status === 'confirmed') break scan;
+        if (rows.length >= limit) {
+          truncated = true;
+          break scan;
+        }
+        rows.push(row);
+      }
+    }
+    const highest = rows[0]?.nonce;
+    return { rows: rows.reverse(), highest, truncated };
+  }
+
+  /** The highest nonce in the WAL for `signer`, if any (one-row read: the newest nonce sorts first). */
   async highestNonce(signer: string): Promise<number | undefined> {
     const table = await this.table();
     const query = table.listEntities<{ nonce: number }>({
@@ -136,47 +239,55 @@ export class Batches {
     return undefined;
   }
 
-  /** Rows of `signer` that are signed or mined (not yet confirmed or abandoned), by nonce. */
-  async open(signer: string): Promise<BatchRow[]> {
+  /** Every row of every signer this bank used that the chain once held (mined or confirmed) from `fromBlock` on. */
+  async minedSince(fromBlock: number): Promise<BatchRow[]> {
     const table = await this.table();
     const rows: BatchRow[] = [];
     const query = table.listEntities({
-      queryOptions: {
-        filter: `PartitionKey eq ${odata(signer.toLowerCase())} and (status eq 'signed' or status eq 'mined')`,
-      },
+      queryOptions: { filter: `(status eq 'mined' or status eq 'confirmed') and minedBlock ge ${fromBlock}` },
     });
     for await (const entity of query) rows.push(fromEntity(entity));
-    return rows.sort((a, b) => a.nonce - b.nonce);
+    return rows;
+  }
+
+  /**
+   * Reads the row, applies `change` and writes it back conditionally, again on a lost race (a few times).
+   * `change` returns false when there is nothing to write. Missing rows are left alone (not this bank's log).
+   */
+  async modify(signer: string, nonce: number, change: (row: BatchRow) => boolean): Promise<BatchRow | undefined> {
+    for (let attempt = 0; ; attempt++) {
+      const row = await this.get(signer, nonce);
+      if (!row || !change(row)) return row;
+      try {
+        await this.update(row);
+        return row;
+      } catch (err) {
+        if (!(err instanceof BatchConflictError) || attempt >= 4) throw err;
+      }
+    }
   }
 
   /** The watcher's mark: the transaction for (signer, nonce) is in a confirmed block. Idempotent. */
-  async markConfirmed(signer: string, nonce: number, mined: { txHash: string; blockNumber: number }): Promise<void> {
-    const table = await this.table();
-    const entity = {
-      partitionKey: signer.toLowerCase(),
-      rowKey: nonceKey(nonce),
-      status: 'confirmed',
-      minedTxHash: mined.txHash,
-      minedBlock: mined.blockNumber,
-      confirmedAt: new Date().toISOString(),
-    };
-    await table.updateEntity(entity, 'Merge').catch((err) => {
-      if (!isNotFound(err)) throw err; // a transaction this bank's WAL never held: nothing to mark
+  markConfirmed(signer: string, nonce: number, mined: { txHash: string; blockNumber: number }): Promise<unknown> {
+    return this.modify(signer, nonce, (row) => {
+      if (row.status === 'confirmed' && row.minedTxHash === mined.txHash && row.minedBlock === mined.blockNumber)
+        return false;
+      Object.assign(row, {
+        status: 'confirmed',
+        minedTxHash: mined.txHash,
+        minedBlock: mined.blockNumber,
+        confirmedAt: new Date().toISOString(),
+      });
+      return true;
     });
   }
 
   /** A reorg orphaned the block that held it: the transaction is in flight again (the submitter rebroadcasts). */
-  async markOrphaned(signer: string, nonce: number): Promise<void> {
-    const table = await this.table();
-    const entity = {
-      partitionKey: signer.toLowerCase(),
-      rowKey: nonceKey(nonce),
-      status: 'signed',
-      minedTxHash: '',
-      minedBlock: -1,
-    };
-    await table.updateEntity(entity, 'Merge').catch((err) => {
-      if (!isNotFound(err)) throw err;
+  markOrphaned(signer: string, nonce: number): Promise<unknown> {
+    return this.modify(signer, nonce, (row) => {
+      if (row.status === 'signed' || row.status === 'abandoned') return false;
+      Object.assign(row, { status: 'signed', minedTxHash: undefined, minedBlock: undefined, confirmedAt: undefined });
+      return true;
     });
   }
 }

@@ -1,6 +1,16 @@
 import { createHash } from 'node:crypto';
 import type { TableClient, TransactionAction } from '@azure/data-tables';
-import { isConflict, isNotFound, odata, submitGrouped, TABLES, type TableStore } from './tables';
+import { forEachLimit } from '../concurrency';
+import {
+  isConflict,
+  isNotFound,
+  isPreconditionFailed,
+  MAX_TRANSACTION_ACTIONS,
+  odata,
+  submitGrouped,
+  TABLES,
+  type TableStore,
+} from './tables';
 
 /**
  * The outbox: every accepted credit-update event, keyed by its event id, and an index of the ones still
@@ -23,6 +33,8 @@ export interface PendingRecord {
   data: string;
   /** When the bank's system enqueued the event (Service Bus enqueued time). */
   enqueuedAt: string;
+  /** ETag of the pending row as read: claiming it is conditional on it. */
+  etag?: string;
 }
 
 export interface OutboxEvent extends PendingRecord {
@@ -49,10 +61,28 @@ export interface OnChainOutcome {
 export const shardOf = (eventId: string): string =>
   `s${String(createHash('sha256').update(eventId).digest()[0]! % OUTBOX_SHARDS).padStart(2, '0')}`;
 const eventRowKey = (eventId: string): string => `e_${eventId}`;
-const pendingRowKey = (record: PendingRecord): string =>
+const pendingRowKey = (record: Pick<PendingRecord, 'eventId' | 'enqueuedAt'>): string =>
   `p_${String(Date.parse(record.enqueuedAt)).padStart(15, '0')}_${record.eventId}`;
 // Pending rows: RowKeys from 'p_' up to, not including, 'p`' (the character after '_').
 const PENDING_ROWS = "RowKey ge 'p_' and RowKey lt 'p`'";
+/** An event row back in flight: batched, without the chain position it had. */
+const UNSETTLED = (eventId: string) => ({
+  rowKey: eventRowKey(eventId),
+  status: 'batched',
+  txHash: '',
+  blockNumber: -1,
+  logIndex: -1,
+  skipReason: '',
+});
+const pendingOf = (row: PendingRecord): PendingRecord => ({
+  eventId: row.eventId,
+  subjectRef: row.subjectRef,
+  data: row.data,
+  enqueuedAt: row.enqueuedAt,
+});
+/** Who claimed a pending row (between the claim and the row's deletion). */
+const claimOf = (signer: string, nonce: number): string => `${signer}/${nonce}`;
+type PendingRow = PendingRecord & { claimedBy?: string };
 const SHARDS = Array.from({ length: OUTBOX_SHARDS }, (_, i) => `s${String(i).padStart(2, '0')}`);
 
 export class Outbox {
@@ -94,7 +124,7 @@ export class Outbox {
     }
   }
 
-  /** The oldest pending records (approximately, across shards), at most `limit`, oldest first. */
+  /** The oldest pending records (approximately, across shards), at most `limit`, oldest first, with ETags. */
   async readPending(limit: number): Promise<PendingRecord[]> {
     const table = await this.table();
     // Each shard gives its oldest rows, twice its fair share: enough for the hash-spread shards to yield the
@@ -103,14 +133,14 @@ export class Outbox {
     const perShard = await Promise.all(
       SHARDS.map(async (shard) => {
         const rows: PendingRecord[] = [];
-        const query = table.listEntities<PendingRecord>({
+        const query = table.listEntities<PendingRow>({
           queryOptions: {
             filter: `PartitionKey eq ${odata(shard)} and ${PENDING_ROWS}`,
-            select: ['eventId', 'subjectRef', 'data', 'enqueuedAt'],
+            select: ['eventId', 'subjectRef', 'data', 'enqueuedAt', 'claimedBy'],
           },
         });
         for await (const page of query.byPage({ maxPageSize: Math.min(quota, 1000) })) {
-          rows.push(...page);
+          for (const row of page) if (!row.claimedBy) rows.push({ ...pendingOf(row), etag: row.etag });
           if (rows.length >= quota) break;
         }
         return rows.slice(0, quota);
@@ -122,45 +152,101 @@ export class Outbox {
       .slice(0, limit);
   }
 
-  /** Takes records out of the pending index once a write-ahead batch row holds them. Idempotent. */
-  async markBatched(records: PendingRecord[], signer: string, nonce: number): Promise<void> {
+  /**
+   * Claims records for the batch (signer, nonce), each on the ETag its pending row was read with, and marks
+   * their event rows batched; then takes the claimed rows out of the pending index. Of two submitters that read
+   * the same pending rows, only one can claim each, so no event is ever in two batches. Returns the records
+   * this call claimed, in their order (the others were claimed by someone else meanwhile).
+   */
+  async claim(records: PendingRecord[], signer: string, nonce: number): Promise<PendingRecord[]> {
     const table = await this.table();
-    const actions: TransactionAction[] = [];
+    const byShard = new Map<string, PendingRecord[]>();
     for (const record of records) {
-      const partitionKey = shardOf(record.eventId);
-      actions.push(['delete', { partitionKey, rowKey: pendingRowKey(record) }]);
-      actions.push([
-        'update',
-        { partitionKey, rowKey: eventRowKey(record.eventId), status: 'batched', signer, nonce },
-        'Merge',
-      ]);
+      const shard = shardOf(record.eventId);
+      byShard.set(shard, [...(byShard.get(shard) ?? []), record]);
     }
-    await submitGroupedTolerant(table, actions);
-  }
-
-  /** Records what the chain did with this bank's event (applied or skipped, where). */
-  async markOnChain(eventId: string, outcome: OnChainOutcome): Promise<void> {
-    const table = await this.table();
-    await table
-      .updateEntity({ partitionKey: shardOf(eventId), rowKey: eventRowKey(eventId), ...outcome }, 'Merge')
-      .catch((err) => {
-        // An event this outbox never held (e.g. submitted before a storage reset): nothing to mark.
-        if (!isNotFound(err)) throw err;
-      });
+    const claimed = new Set<string>();
+    await Promise.all(
+      [...byShard.values()].map(async (list) => {
+        for (let i = 0; i < list.length; i += MAX_TRANSACTION_ACTIONS / 2) {
+          const group = list.slice(i, i + MAX_TRANSACTION_ACTIONS / 2);
+          if (await claimAll(table, group, signer, nonce)) group.forEach((r) => claimed.add(r.eventId));
+          // Someone else took one of them: find out which, one at a time.
+          else
+            for (const record of group) if (await claimAll(table, [record], signer, nonce)) claimed.add(record.eventId);
+        }
+      })
+    );
+    const mine = records.filter((r) => claimed.has(r.eventId));
+    await this.dropPendingRows(mine);
+    return mine;
   }
 
   /**
-   * markOnChain for many events at once: Merge updates grouped by shard, up to 100 per entity-group transaction
-   * instead of one request per event. An event this outbox never held is skipped, as in markOnChain.
+   * Finishes the claim of a batch row written before a crash: claims what is still pending (read afresh, for
+   * its ETag) and keeps what an earlier attempt claimed for this very batch. Returns the batch's records that
+   * are now its own, in the row's order; the others went to another batch meanwhile.
+   */
+  async reclaim(eventIds: string[], enqueuedAts: string[], signer: string, nonce: number): Promise<PendingRecord[]> {
+    const table = await this.table();
+    const unclaimed: PendingRecord[] = [];
+    const ours: PendingRecord[] = [];
+    await forEachLimit(eventIds.keys(), 16, async (i) => {
+      const eventId = eventIds[i]!;
+      try {
+        const row = await table.getEntity<PendingRow>(
+          shardOf(eventId),
+          pendingRowKey({ eventId, enqueuedAt: enqueuedAts[i]! })
+        );
+        if (!row.claimedBy) unclaimed.push({ ...pendingOf(row), etag: row.etag });
+        else if (row.claimedBy === claimOf(signer, nonce)) ours.push(pendingOf(row));
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+        const event = await this.get(eventId);
+        if (event?.status === 'batched' && event.signer === signer && event.nonce === nonce)
+          ours.push(pendingOf(event));
+      }
+    });
+    await this.dropPendingRows(ours);
+    const claimed = new Set([...ours, ...(await this.claim(unclaimed, signer, nonce))].map((r) => r.eventId));
+    const records = [...ours, ...unclaimed];
+    return eventIds.flatMap((id) => {
+      const record = claimed.has(id) ? records.find((r) => r.eventId === id) : undefined;
+      return record ? [record] : [];
+    });
+  }
+
+  /** Deletes claimed rows from the pending index (idempotent: a row already gone is fine). */
+  private async dropPendingRows(records: PendingRecord[]): Promise<void> {
+    const table = await this.table();
+    await submitGroupedTolerant(
+      table,
+      records.map((r) => ['delete', { partitionKey: shardOf(r.eventId), rowKey: pendingRowKey(r) }])
+    );
+  }
+
+  /**
+   * Records what the chain did with this bank's events (applied or skipped, where), grouped by shard, up to 100
+   * per entity-group transaction. An applied event is never downgraded: a skip that comes later (the same record
+   * sent again after its batch was given up too early) leaves a `confirmed` row as it is. An event this outbox
+   * never held (submitted before a storage reset) is skipped.
    */
   async markOnChainMany(outcomes: { eventId: string; outcome: OnChainOutcome }[]): Promise<void> {
     if (outcomes.length === 0) return;
     const table = await this.table();
-    const actions: TransactionAction[] = outcomes.map(({ eventId, outcome }) => [
-      'update',
-      { partitionKey: shardOf(eventId), rowKey: eventRowKey(eventId), ...outcome },
-      'Merge',
-    ]);
+    const skips = outcomes.filter((o) => o.outcome.status === 'skipped');
+    const confirmedAlready = new Set<string>();
+    await forEachLimit(skips, 16, async ({ eventId, outcome }) => {
+      const event = await this.get(eventId);
+      if (event?.status === 'confirmed' && event.txHash !== outcome.txHash) confirmedAlready.add(eventId);
+    });
+    const actions: TransactionAction[] = outcomes
+      .filter(({ eventId }) => !confirmedAlready.has(eventId))
+      .map(({ eventId, outcome }) => [
+        'update',
+        { partitionKey: shardOf(eventId), rowKey: eventRowKey(eventId), skipReason: '', ...outcome },
+        'Merge',
+      ]);
     await submitGroupedTolerant(table, actions);
   }
 
@@ -169,41 +255,54 @@ export class Outbox {
     const table = await this.table();
     const actions: TransactionAction[] = eventIds.map((eventId) => [
       'update',
-      {
-        partitionKey: shardOf(eventId),
-        rowKey: eventRowKey(eventId),
-        status: 'batched',
-        txHash: '',
-        blockNumber: -1,
-        logIndex: -1,
-        skipReason: '',
-      },
+      { partitionKey: shardOf(eventId), ...UNSETTLED(eventId) },
       'Merge',
     ]);
     await submitGroupedTolerant(table, actions);
   }
 
   /**
-   * Puts events back in the pending index (their transaction was abandoned: reverted, or its nonce was taken by
-   * another transaction). Submitting them again is safe: the contract skips what already applied.
+   * Puts the events a given-up batch (signer, nonce) holds back in the pending index (its transaction reverted,
+   * or its nonce went to another transaction). Only events still marked batched for that very batch: one that
+   * was applied meanwhile, or belongs to another batch, stays where it is. Submitting them again is safe: the
+   * contract skips what already applied.
    */
-  async returnToPending(eventIds: string[]): Promise<void> {
+  async returnToPending(eventIds: string[], signer: string, nonce: number): Promise<number> {
     const table = await this.table();
     const actions: TransactionAction[] = [];
-    for (const eventId of eventIds) {
-      const event = await this.get(eventId);
-      if (!event || event.status === 'confirmed' || event.status === 'skipped') continue;
-      const partitionKey = shardOf(eventId);
-      const pending: PendingRecord = {
-        eventId,
-        subjectRef: event.subjectRef,
-        data: event.data,
-        enqueuedAt: event.enqueuedAt,
-      };
+    for (const event of await this.getMany(eventIds)) {
+      if (event.status !== 'batched' || event.signer !== signer || event.nonce !== nonce) continue;
+      const partitionKey = shardOf(event.eventId);
+      const pending = pendingOf(event);
       actions.push(['upsert', { partitionKey, rowKey: pendingRowKey(pending), ...pending }, 'Replace']);
-      actions.push(['update', { partitionKey, rowKey: eventRowKey(eventId), status: 'pending' }, 'Merge']);
+      actions.push(['update', { partitionKey, rowKey: eventRowKey(event.eventId), status: 'pending' }, 'Merge']);
     }
     await submitGrouped(table, actions);
+    return actions.length / 2;
+  }
+
+  /**
+   * The chain no longer holds transaction `txHash` (a reorg the watcher could not undo): events it applied or
+   * skipped are batched again, for their batch to be rebroadcast or given up. Returns how many were reset.
+   */
+  async unsettle(eventIds: string[], txHash: string): Promise<number> {
+    const table = await this.table();
+    const actions: TransactionAction[] = [];
+    for (const event of await this.getMany(eventIds)) {
+      if ((event.status !== 'confirmed' && event.status !== 'skipped') || event.txHash !== txHash) continue;
+      actions.push(['update', { partitionKey: shardOf(event.eventId), ...UNSETTLED(event.eventId) }, 'Merge']);
+    }
+    await submitGrouped(table, actions);
+    return actions.length;
+  }
+
+  private async getMany(eventIds: string[]): Promise<OutboxEvent[]> {
+    const events: OutboxEvent[] = [];
+    await forEachLimit(eventIds, 16, async (eventId) => {
+      const event = await this.get(eventId);
+      if (event) events.push(event);
+    });
+    return events;
   }
 
   /** Pending depth and the enqueue time of the oldest pending event (for backlog metrics and alerts). */
@@ -225,6 +324,31 @@ export class Outbox {
       })
     );
     return { depth, oldestEnqueuedAt: oldest };
+  }
+}
+
+/**
+ * Claims `records` (one shard) for (signer, nonce) in one entity-group transaction: every pending row marked
+ * claimed on the ETag it was read with, every event row marked batched. False when any pending row was gone or
+ * changed: then nothing was written. (A transaction cannot delete on an ETag, so the claim is a conditional
+ * update and the claimed pending rows are deleted right after; a crash in between leaves rows that readers skip
+ * and the batch's recovery deletes.)
+ */
+async function claimAll(table: TableClient, records: PendingRecord[], signer: string, nonce: number): Promise<boolean> {
+  const claimedBy = claimOf(signer, nonce);
+  const actions: TransactionAction[] = records.flatMap((record): TransactionAction[] => {
+    const partitionKey = shardOf(record.eventId);
+    return [
+      ['update', { partitionKey, rowKey: pendingRowKey(record), claimedBy }, 'Merge', { etag: record.etag ?? '*' }],
+      ['update', { partitionKey, rowKey: eventRowKey(record.eventId), status: 'batched', signer, nonce }, 'Merge'],
+    ];
+  });
+  try {
+    await table.submitTransaction(actions);
+    return true;
+  } catch (err) {
+    if (isNotFound(err) || isPreconditionFailed(err)) return false;
+    throw err;
   }
 }
 

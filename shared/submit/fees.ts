@@ -11,7 +11,13 @@ export type FeeModel =
   | { kind: 'eip1559'; maxFeePerGas: bigint; maxPriorityFeePerGas: bigint }
   | { kind: 'legacy'; gasPrice: bigint };
 
-export async function readFeeModel(provider: JsonRpcProvider): Promise<FeeModel> {
+/** The fee model of the latest block, never paying more than `capPerGas` per gas (SUBMIT_MAX_FEE_PER_GAS_GWEI). */
+export async function readFeeModel(provider: JsonRpcProvider, capPerGas?: bigint): Promise<FeeModel> {
+  const model = await currentFees(provider);
+  return capPerGas === undefined ? model : capFees(model, capPerGas);
+}
+
+async function currentFees(provider: JsonRpcProvider): Promise<FeeModel> {
   const [block, gasPriceHex] = await Promise.all([
     provider.getBlock('latest'),
     provider.send('eth_gasPrice', []) as Promise<string>,
@@ -38,6 +44,21 @@ export function feeFields(
       return { type: 0, gasPrice: model.gasPrice };
     case 'eip1559':
       return { type: 2, maxFeePerGas: model.maxFeePerGas, maxPriorityFeePerGas: model.maxPriorityFeePerGas };
+  }
+}
+
+/** The same fees, none above `cap` per gas: a stuck transaction is better than an unbounded bill. */
+export function capFees(model: FeeModel, cap: bigint): FeeModel {
+  const min = (a: bigint, b: bigint): bigint => (a < b ? a : b);
+  switch (model.kind) {
+    case 'free':
+      return model;
+    case 'legacy':
+      return { kind: 'legacy', gasPrice: min(model.gasPrice, cap) };
+    case 'eip1559': {
+      const maxFeePerGas = min(model.maxFeePerGas, cap);
+      return { kind: 'eip1559', maxFeePerGas, maxPriorityFeePerGas: min(model.maxPriorityFeePerGas, maxFeePerGas) };
+    }
   }
 }
 
@@ -77,4 +98,16 @@ export function feeModelOf(tx: {
       maxPriorityFeePerGas: tx.maxPriorityFeePerGas ?? 0n,
     };
   return (tx.gasPrice ?? 0n) === 0n ? { kind: 'free' } : { kind: 'legacy', gasPrice: tx.gasPrice ?? 0n };
+}
+
+/** The most a transaction with these fees can pay per gas (0 on a free chain): what the fee cap limits. */
+export function maxFeePerGas(model: FeeModel): bigint {
+  switch (model.kind) {
+    case 'free':
+      return 0n;
+    case 'legacy':
+      return model.gasPrice;
+    case 'eip1559':
+      return model.maxFeePerGas;
+  }
 }

@@ -1,20 +1,15 @@
-import {
-  isError,
-  keccak256,
-  type JsonRpcProvider,
-  type TransactionReceipt,
-  type TransactionRequest,
-  Transaction,
-} from 'ethers';
+import { keccak256, Transaction, type TransactionRequest } from 'ethers';
 import { registryInterface, registryErrorMessage } from '../chain/registry';
-import { isTransient, type Chain } from '../chain/provider';
+import type { Chain } from '../chain/provider';
 import type { Config } from '../config';
 import { eventIdToBytes16 } from '../domain/event-id';
-import type { Batches, BatchRow } from '../storage/batches';
+import { BatchConflictError, MAX_RECORDS_PER_BATCH, type Batches, type BatchRow } from '../storage/batches';
 import type { Outbox, PendingRecord } from '../storage/outbox';
 import type { TransactionSigner } from '../signing/transaction-signer';
 import type { Telemetry } from '../telemetry';
-import { bumpFees, feeFields, feeModelOf, readFeeModel, type FeeModel } from './fees';
+import { broadcast, findReceipt } from './broadcast';
+import { bumpFees, feeFields, feeModelOf, maxFeePerGas, readFeeModel, type FeeModel } from './fees';
+import { noncePlan, readChainNonces, RECENT_ROWS_LIMIT, type ChainNonces, type NoncePlan } from './reconcile';
 
 export interface SubmitDeps {
   config: Pick<Config, 'submit' | 'chain'>;
@@ -28,12 +23,14 @@ export interface SubmitDeps {
    * Crash points for fault-injection tests: a hook that throws ends the run exactly there, as a crash would
    * (the submitter keeps no state between runs; every run starts from the tables and the chain).
    */
-  crashPoints?: { afterSign?(): void; afterWriteAhead?(): void; afterBroadcast?(): void };
+  crashPoints?: { afterSign?(): void; afterWriteAhead?(): void; afterClaim?(): void; afterBroadcast?(): void };
 }
 
 export interface SubmitReport {
   signer: string;
   head: number;
+  /** The chain's `latest` transaction count for the signer when the run started. */
+  chainNonce: number;
   newBatches: number;
   newRecords: number;
   broadcasts: number;
@@ -41,7 +38,15 @@ export interface SubmitReport {
   feeBumps: number;
   mined: number;
   abandoned: number;
+  /** Mined batches whose receipt vanished (a reorg), sent again. */
+  orphaned: number;
+  gapsFilled: number;
+  /** Rows another writer changed while this run had them: left to the next run. */
+  conflicts: number;
+  /** Batches signed and not yet mined after this run. */
   inFlight: number;
+  /** Why no new batch was started this run although records may be pending. */
+  held?: string;
 }
 
 export const SUBMIT_METRICS = {
@@ -52,34 +57,56 @@ export const SUBMIT_METRICS = {
   feeBumps: 'submit.feeBumps',
   failures: 'submit.failures',
 } as const;
-export const SUBMIT_EVENTS = { batchAbandoned: 'BatchAbandoned' } as const;
+export const SUBMIT_EVENTS = {
+  batchAbandoned: 'BatchAbandoned',
+  batchOrphaned: 'BatchOrphaned',
+  nonceGapFilled: 'NonceGapFilled',
+  feeLimitReached: 'FeeLimitReached',
+  submitHeld: 'SubmitHeld',
+} as const;
 
 /** Gas of one new record (measured: ~26.1k) with room for calldata variance, and of the transaction around it. */
 const GAS_PER_RECORD = 27_000;
 const GAS_PER_TX = 60_000;
 /** eth_estimateGas plus this margin becomes the transaction's gas limit. */
-const GAS_MARGIN_PERCENT = 5n;
+const GAS_MARGIN_PERCENT = 5;
+/** A plain transfer: what a filler transaction (rule 4 of reconcile.ts) costs. */
+const TRANSFER_GAS = 21_000n;
+const WEI_PER_GWEI = 1_000_000_000n;
 
-/** Records per transaction: the configured cap, or what the gas budget holds if all were new (the costlier case). */
+const feeCap = (deps: SubmitDeps): bigint => BigInt(deps.config.submit.maxFeePerGasGwei) * WEI_PER_GWEI;
+
+/** Records per transaction: the configured cap, or what the gas budget (and a batch row) holds if all were new. */
 export function recordsPerTransaction(config: Pick<Config, 'submit'>): number {
   if (config.submit.mode === 'naive') return 1;
-  const byGas = Math.floor((config.submit.txGasBudget / 1.05 - GAS_PER_TX) / GAS_PER_RECORD);
-  return Math.max(1, Math.min(config.submit.maxRecordsPerTx, byGas));
+  const budget = (config.submit.txGasBudget * 100) / (100 + GAS_MARGIN_PERCENT);
+  const byGas = Math.floor((budget - GAS_PER_TX) / GAS_PER_RECORD);
+  return Math.max(1, Math.min(config.submit.maxRecordsPerTx, MAX_RECORDS_PER_BATCH, byGas));
+}
+
+interface Run {
+  deps: SubmitDeps;
+  signer: string;
+  nonces: ChainNonces;
+  fees: FeeModel;
+  report: SubmitReport;
 }
 
 /**
- * One submit run: settle what is in flight (receipts, rebroadcasts, fee bumps, abandoned nonces), then fill the
- * free in-flight slots with new batches from the outbox. Every new transaction is signed, written ahead to
- * the batch table under its nonce, and only then broadcast; nothing is broadcast that the table does not hold.
+ * One submit run: reconcile the batch log with the chain (shared/submit/reconcile.ts states the rules), then
+ * fill nonce gaps and the free in-flight slots with new batches from the outbox. Every new transaction is
+ * signed, written ahead to the batch table under its nonce, its records claimed, and only then broadcast.
  */
 export async function runSubmit(deps: SubmitDeps): Promise<SubmitReport> {
-  const { chain, batches, outbox, telemetry } = deps;
-  const log = deps.log ?? (() => undefined);
   const signer = (await deps.signer.getAddress()).toLowerCase();
-  const head = await chain.read((p) => p.getBlockNumber());
+  const [nonces, fees] = await Promise.all([
+    readChainNonces(deps.chain, signer),
+    deps.chain.read((p) => readFeeModel(p, feeCap(deps))),
+  ]);
   const report: SubmitReport = {
     signer,
-    head,
+    head: nonces.head,
+    chainNonce: nonces.latest,
     newBatches: 0,
     newRecords: 0,
     broadcasts: 0,
@@ -87,149 +114,127 @@ export async function runSubmit(deps: SubmitDeps): Promise<SubmitReport> {
     feeBumps: 0,
     mined: 0,
     abandoned: 0,
+    orphaned: 0,
+    gapsFilled: 0,
+    conflicts: 0,
     inFlight: 0,
   };
-  const fees = await chain.read((p) => readFeeModel(p));
-
-  for (const row of await batches.open(signer)) {
-    if (!row.outboxMarked) {
-      // A crash after the write-ahead row and before the outbox update: finish that step now.
-      await outbox.markBatched(recordsOf(row), signer, row.nonce);
-      row.outboxMarked = true;
-      await batches.update(row);
-    }
-    if (row.status === 'mined') continue; // the watcher confirms it at depth (or reorgs it back to signed)
-    const receipt = await findReceipt(chain, row.txHashes);
-    if (receipt?.status === 1) {
-      Object.assign(row, { status: 'mined', minedTxHash: receipt.hash, minedBlock: receipt.blockNumber });
-      await batches.update(row);
-      report.mined++;
-      continue;
-    }
-    if (receipt) {
-      await abandon(deps, row, `transaction ${receipt.hash} reverted in block ${receipt.blockNumber}`);
-      report.abandoned++;
-      continue;
-    }
-    const chainNonce = await chain.read((p) => p.getTransactionCount(signer, 'latest'));
-    if (chainNonce > row.nonce && !(await findReceipt(chain, row.txHashes, true))) {
-      await abandon(deps, row, `nonce ${row.nonce} was used by a transaction that is not in this write-ahead log`);
-      report.abandoned++;
-      continue;
-    }
-    report.inFlight++;
-    const due =
-      row.broadcasts === 0 || head - (row.broadcastBlock ?? head) >= deps.config.submit.rebroadcastAfterBlocks;
-    if (!due) continue;
-    if (row.broadcasts >= 2 && fees.kind !== 'free') {
-      await replaceWithHigherFees(deps, row, fees, chainNonce);
-      report.feeBumps++;
-      telemetry.metric(SUBMIT_METRICS.feeBumps, 1);
-    }
-    if (row.broadcasts > 0) {
-      report.rebroadcasts++;
-      telemetry.metric(SUBMIT_METRICS.rebroadcasts, 1);
-    }
-    await broadcastRow(deps, row, head);
-    report.broadcasts++;
+  const run: Run = { deps, signer, nonces, fees, report };
+  const recent = await deps.batches.recent(signer, nonces.latest, RECENT_ROWS_LIMIT);
+  for (const row of recent.rows) {
+    if (row.status === 'signed' || row.status === 'mined') await guarded(run, () => settle(run, row));
   }
+  const plan = noncePlan(recent.rows, recent.highest, nonces.latest);
+  report.held =
+    plan.diverged.length > 0
+      ? `the chain has not reached nonce(s) ${plan.diverged.map((r) => r.nonce).join(', ')} that the watcher ` +
+        `confirmed (chain nonce ${nonces.latest}): a reorg deeper than the watcher's window; run rebuild-projections`
+      : nonces.pending > plan.next
+        ? `the node's pool holds nonces ${plan.next}..${nonces.pending - 1} of ${signer} that the batch log does ` +
+          `not: the key signs outside ledger-bridge`
+        : undefined;
+  if (report.held) hold(run, report.held);
+  else await submitNew(run, plan);
 
-  const free = deps.config.submit.maxInFlight - report.inFlight;
-  if (free > 0) await submitNewBatches(deps, report, fees, free);
-  telemetry.metric(SUBMIT_METRICS.inFlight, report.inFlight);
+  deps.telemetry.metric(SUBMIT_METRICS.inFlight, report.inFlight);
   // Every second: a line only when the run changed something, so an idle bridge does not fill the logs.
-  const changed = report.newBatches + report.broadcasts + report.mined + report.abandoned > 0;
+  const changed = report.newBatches + report.broadcasts + report.mined + report.abandoned + report.gapsFilled > 0;
   if (changed)
-    log(
-      `submit: head ${head}, ${report.newBatches} new batch(es) with ${report.newRecords} record(s), ${report.inFlight} in flight, ` +
-        `${report.mined} mined, ${report.rebroadcasts} rebroadcast, ${report.abandoned} abandoned`
+    deps.log?.(
+      `submit: head ${report.head}, chain nonce ${report.chainNonce}, ${report.newBatches} new batch(es) with ` +
+        `${report.newRecords} record(s), ${report.inFlight} in flight, ${report.mined} mined, ` +
+        `${report.rebroadcasts} rebroadcast, ${report.orphaned} orphaned, ${report.abandoned} abandoned`
     );
   return report;
 }
 
-async function submitNewBatches(deps: SubmitDeps, report: SubmitReport, fees: FeeModel, free: number): Promise<void> {
-  const { chain, batches, outbox, telemetry } = deps;
-  const perTx = recordsPerTransaction(deps.config);
-  const pending = await outbox.readPending(free * perTx);
-  if (pending.length === 0) return;
-  const chainNonce = await chain.read((p) => p.getTransactionCount(report.signer, 'latest'));
-  const highest = await batches.highestNonce(report.signer);
-  let nonce = highest === undefined ? chainNonce : highest + 1;
-  if (nonce < chainNonce) {
-    deps.log?.(
-      `submit: the chain has nonce ${chainNonce} for ${report.signer} but the write-ahead log ends at ${nonce - 1}: the key was used outside ledger-bridge`
-    );
-    nonce = chainNonce;
-  }
-  for (let i = 0; i < pending.length; i += perTx) {
-    const records = pending.slice(i, i + perTx);
-    const tx = await buildTransaction(deps, report.signer, records, nonce, fees);
-    const raw = await deps.signer.signTransaction(tx);
-    deps.crashPoints?.afterSign?.();
-    const row: BatchRow = {
-      signer: report.signer,
-      nonce,
-      status: 'signed',
-      eventIds: records.map((r) => r.eventId),
-      enqueuedAts: records.map((r) => r.enqueuedAt),
-      rawTxs: [raw],
-      txHashes: [keccak256(raw)],
-      outboxMarked: false,
-      createdAt: new Date().toISOString(),
-      broadcasts: 0,
-    };
-    if (!(await batches.create(row))) {
-      // Another submitter holds this nonce; our signed transaction was never broadcast, so dropping it is safe.
-      deps.log?.(`submit: nonce ${nonce} is taken by another submitter; stopping this run`);
-      return;
-    }
-    deps.crashPoints?.afterWriteAhead?.();
-    await outbox.markBatched(records, report.signer, nonce);
-    row.outboxMarked = true;
-    await broadcastRow(deps, row, report.head);
-    deps.crashPoints?.afterBroadcast?.();
-    report.newBatches++;
-    report.newRecords += records.length;
-    report.inFlight++;
-    report.broadcasts++;
-    telemetry.metric(SUBMIT_METRICS.batches, 1);
-    telemetry.metric(SUBMIT_METRICS.recordsPerTx, records.length);
-    nonce++;
-  }
-}
-
-async function buildTransaction(
-  deps: SubmitDeps,
-  from: string,
-  records: PendingRecord[],
-  nonce: number,
-  fees: FeeModel
-): Promise<TransactionRequest> {
-  const to = deps.config.chain.registryAddress;
-  const data = registryInterface.encodeFunctionData('submitBatch', [
-    records.map((r) => ({ subject: r.subjectRef, eventId: eventIdToBytes16(r.eventId), data: BigInt(r.data) })),
-  ]);
-  let gasLimit: bigint;
+/** Runs one row's step; a row another writer changed meanwhile is left to the next run (rule 6). */
+async function guarded(run: Run, step: () => Promise<void>): Promise<void> {
   try {
-    const estimate = await deps.chain.read((p) => p.estimateGas({ from, to, data }));
-    gasLimit = (estimate * (100n + GAS_MARGIN_PERCENT)) / 100n;
+    await step();
   } catch (err) {
-    // A revert here (not a member, a removed key) will not get better by sending: say so clearly.
-    throw new Error(`submit: the batch would fail: ${registryErrorMessage(err)}`);
+    if (!(err instanceof BatchConflictError)) throw err;
+    run.report.conflicts++;
   }
-  return { from, to, data, nonce, gasLimit, chainId: BigInt(deps.config.chain.chainId), ...feeFields(fees) };
 }
 
-/** A replacement for the same nonce with the same records and higher fees; written ahead before it is broadcast. */
-async function replaceWithHigherFees(
-  deps: SubmitDeps,
-  row: BatchRow,
-  current: FeeModel,
-  chainNonce: number
-): Promise<void> {
-  if (chainNonce > row.nonce) return; // mined meanwhile; the next run sees the receipt
-  const last = Transaction.from(row.rawTxs[row.rawTxs.length - 1]);
-  const fees = bumpFees(feeModelOf(last), current);
+/** Rule 2 for one signed or mined row. */
+async function settle(run: Run, row: BatchRow): Promise<void> {
+  const { deps, nonces, report } = run;
+  if (!row.claimed) await finishClaim(run, row);
+  const receipt = await findReceipt(deps.chain, row.txHashes);
+  if (receipt?.status === 1) {
+    const filler = row.eventIds.length === 0;
+    // The watcher confirms batches from their logs; a filler has none, so it is confirmed here, at the same depth.
+    const status =
+      filler && receipt.blockNumber <= nonces.head - deps.config.chain.confirmations ? 'confirmed' : 'mined';
+    if (row.status === status && row.minedTxHash === receipt.hash && row.minedBlock === receipt.blockNumber) return;
+    Object.assign(row, { status, minedTxHash: receipt.hash, minedBlock: receipt.blockNumber });
+    await deps.batches.update(row);
+    report.mined++;
+    return;
+  }
+  if (receipt) return abandon(run, row, `transaction ${receipt.hash} reverted in block ${receipt.blockNumber}`);
+  if (nonces.latest > row.nonce) {
+    const elsewhere = await findReceipt(deps.chain, row.txHashes, true);
+    if (!elsewhere)
+      return abandon(run, row, `nonce ${row.nonce} was used by a transaction that is not in this write-ahead log`);
+    return; // the primary endpoint lags; the next run reads the receipt there
+  }
+  const orphaned = row.status === 'mined';
+  if (orphaned) {
+    deps.telemetry.event(SUBMIT_EVENTS.batchOrphaned, {
+      signer: row.signer,
+      nonce: String(row.nonce),
+      txHash: row.minedTxHash ?? '',
+      block: String(row.minedBlock ?? ''),
+    });
+    deps.log?.(
+      `submit: the receipt of nonce ${row.nonce} (block ${row.minedBlock}) vanished: a reorg; sending it again`
+    );
+    Object.assign(row, { status: 'signed', minedTxHash: undefined, minedBlock: undefined });
+    report.orphaned++;
+  }
+  report.inFlight++;
+  const due =
+    orphaned ||
+    row.broadcasts === 0 ||
+    nonces.head - (row.broadcastBlock ?? nonces.head) >= deps.config.submit.rebroadcastAfterBlocks;
+  if (!due) return;
+  if (await bumpFeesIfStuck(run, row)) report.feeBumps++;
+  else if (row.broadcasts > 0) {
+    report.rebroadcasts++;
+    deps.telemetry.metric(SUBMIT_METRICS.rebroadcasts, 1);
+  }
+  await broadcastRow(run, row);
+}
+
+/**
+ * Rule 3: a replacement with higher fees, only for the transaction at the chain's next nonce (executable, not
+ * queued behind a gap) that two broadcasts did not get mined, within the bump count and the fee cap. (A node
+ * evicts a transaction its fees no longer pay for, so whether the pool still holds it says nothing.) Written
+ * ahead before it is broadcast.
+ */
+async function bumpFeesIfStuck(run: Run, row: BatchRow): Promise<boolean> {
+  const { deps, fees, nonces } = run;
+  if (fees.kind === 'free' || row.nonce !== nonces.latest || row.broadcasts < 2) return false;
+  const last = Transaction.from(row.rawTx);
+  const bumped = bumpFees(feeModelOf(last), fees);
+  const cap = feeCap(deps);
+  const limit =
+    row.feeBumps >= deps.config.submit.maxFeeBumps
+      ? `${row.feeBumps} fee bumps (SUBMIT_MAX_FEE_BUMPS)`
+      : maxFeePerGas(bumped) > cap
+        ? `the fee cap of ${deps.config.submit.maxFeePerGasGwei} gwei (SUBMIT_MAX_FEE_PER_GAS_GWEI)`
+        : undefined;
+  if (limit) {
+    if (!row.feeLimit) {
+      row.feeLimit = `not mined at ${maxFeePerGas(feeModelOf(last))} wei per gas after ${limit}`;
+      deps.telemetry.event(SUBMIT_EVENTS.feeLimitReached, { signer: row.signer, nonce: String(row.nonce), limit });
+      deps.log?.(`submit: nonce ${row.nonce} is ${row.feeLimit}; rebroadcasting it as it is`);
+    }
+    return false;
+  }
   const raw = await deps.signer.signTransaction({
     from: row.signer,
     to: last.to,
@@ -237,91 +242,171 @@ async function replaceWithHigherFees(
     nonce: row.nonce,
     gasLimit: last.gasLimit,
     chainId: last.chainId,
-    ...feeFields(fees),
+    ...feeFields(bumped),
   });
-  row.rawTxs.push(raw);
+  row.rawTx = raw;
   row.txHashes.push(keccak256(raw));
+  row.feeBumps++;
   await deps.batches.update(row);
+  deps.telemetry.metric(SUBMIT_METRICS.feeBumps, 1);
+  return true;
 }
 
-async function broadcastRow(deps: SubmitDeps, row: BatchRow, head: number): Promise<void> {
-  const raw = row.rawTxs[row.rawTxs.length - 1]!;
-  const failure = await broadcast(deps.chain, raw, row.txHashes[row.txHashes.length - 1]!);
+/** Gives up a nonce's batch: its events return to the pending index and go out again in a later batch. */
+async function abandon(run: Run, row: BatchRow, reason: string): Promise<void> {
+  const { deps } = run;
+  const returned = await deps.outbox.returnToPending(row.eventIds, row.signer, row.nonce);
+  Object.assign(row, { status: 'abandoned', lastError: reason });
+  await deps.batches.update(row);
+  run.report.abandoned++;
+  deps.telemetry.event(SUBMIT_EVENTS.batchAbandoned, { signer: row.signer, nonce: String(row.nonce), reason });
+  deps.log?.(`submit: abandoned nonce ${row.nonce}: ${reason}; ${returned} event(s) are pending again`);
+}
+
+/** Says once per process why new batches wait (the heartbeat keeps reporting it while it lasts). */
+const announced = new Set<string>();
+function hold(run: Run, reason: string): void {
+  if (announced.has(reason)) return;
+  announced.add(reason);
+  run.deps.telemetry.event(SUBMIT_EVENTS.submitHeld, { signer: run.signer, reason });
+  run.deps.log?.(`submit: no new batches: ${reason}`);
+}
+
+/**
+ * Rule 4: the gaps first (whatever the in-flight limit: every later nonce waits on them), then the batches that
+ * waited above a gap again (pools drop what waits too long), then new batches in the free slots.
+ */
+async function submitNew(run: Run, { gaps, live, next }: NoncePlan): Promise<void> {
+  const { deps, report } = run;
+  const free = Math.max(0, deps.config.submit.maxInFlight - report.inFlight);
+  if (gaps.length === 0 && free === 0) return;
+  const perTx = recordsPerTransaction(deps.config);
+  const pending = await deps.outbox.readPending((gaps.length + free) * perTx);
+  let taken = 0;
+  const take = (): PendingRecord[] => pending.slice(taken, (taken += perTx));
+  for (const gap of gaps) {
+    const records = take();
+    if (!(await newBatch(run, gap.nonce, records, gap.row))) return;
+    report.gapsFilled++;
+    deps.telemetry.event(SUBMIT_EVENTS.nonceGapFilled, {
+      signer: run.signer,
+      nonce: String(gap.nonce),
+      records: String(records.length),
+    });
+  }
+  const waited = gaps.length ? live.filter((r) => r.status === 'signed' && r.nonce > gaps[0]!.nonce) : [];
+  for (const row of waited) await guarded(run, () => broadcastRow(run, row));
+  for (let i = 0, nonce = next; i < free && taken < pending.length; i++, nonce++) {
+    if (!(await newBatch(run, nonce, take()))) return;
+  }
+}
+
+/**
+ * Signs `records` (a filler transfer when there are none) at `nonce`, writes the row ahead (a new row, or in
+ * place of a given-up one), claims the records, and broadcasts. Records another submitter claimed meanwhile
+ * are left out by signing again before anything is broadcast. False when another submitter holds the nonce.
+ */
+async function newBatch(run: Run, nonce: number, records: PendingRecord[], replacing?: BatchRow): Promise<boolean> {
+  const { deps, report } = run;
+  const row: BatchRow = {
+    signer: run.signer,
+    nonce,
+    status: 'signed',
+    eventIds: records.map((r) => r.eventId),
+    enqueuedAts: records.map((r) => r.enqueuedAt),
+    rawTx: await sign(run, nonce, records),
+    txHashes: [],
+    claimed: false,
+    createdAt: new Date().toISOString(),
+    createdBlock: run.nonces.head,
+    broadcasts: 0,
+    feeBumps: 0,
+  };
+  row.txHashes.push(keccak256(row.rawTx));
+  deps.crashPoints?.afterSign?.();
+  if (replacing) {
+    row.etag = replacing.etag;
+    try {
+      await deps.batches.update(row);
+    } catch (err) {
+      if (err instanceof BatchConflictError) return false;
+      throw err;
+    }
+  } else if (!(await deps.batches.create(row))) {
+    // Another submitter holds this nonce; our signed transaction was never broadcast, so dropping it is safe.
+    deps.log?.(`submit: nonce ${nonce} is taken by another submitter; stopping this run`);
+    return false;
+  }
+  deps.crashPoints?.afterWriteAhead?.();
+  const claimed = await deps.outbox.claim(records, run.signer, nonce);
+  deps.crashPoints?.afterClaim?.();
+  if (claimed.length < records.length) await resign(run, row, claimed);
+  row.claimed = true;
+  await broadcastRow(run, row);
+  deps.crashPoints?.afterBroadcast?.();
+  report.newBatches++;
+  report.newRecords += claimed.length;
+  report.inFlight++;
+  deps.telemetry.metric(SUBMIT_METRICS.batches, 1);
+  deps.telemetry.metric(SUBMIT_METRICS.recordsPerTx, claimed.length);
+  return true;
+}
+
+/** A row written before a crash, its records not (all) claimed: claim what is left, and never broadcast more. */
+async function finishClaim(run: Run, row: BatchRow): Promise<void> {
+  const claimed = await run.deps.outbox.reclaim(row.eventIds, row.enqueuedAts, row.signer, row.nonce);
+  if (claimed.length < row.eventIds.length) await resign(run, row, claimed);
+  row.claimed = true;
+  await run.deps.batches.update(row);
+}
+
+/**
+ * The row's transaction, signed again with only the records it claimed (a filler when none). Safe only before
+ * any broadcast of the row: a row is broadcast only once all its records are claimed (newBatch, finishClaim).
+ */
+async function resign(run: Run, row: BatchRow, claimed: PendingRecord[]): Promise<void> {
+  row.eventIds = claimed.map((r) => r.eventId);
+  row.enqueuedAts = claimed.map((r) => r.enqueuedAt);
+  row.rawTx = await sign(run, row.nonce, claimed);
+  row.txHashes = [keccak256(row.rawTx)];
+  await run.deps.batches.update(row);
+}
+
+async function sign(run: Run, nonce: number, records: PendingRecord[]): Promise<string> {
+  const { deps, signer, fees } = run;
+  const chainId = BigInt(deps.config.chain.chainId);
+  if (records.length === 0) {
+    // A filler: a zero-value transfer to the signer itself, to use up a nonce that later ones wait on.
+    const filler = { from: signer, to: signer, value: 0n, nonce, gasLimit: TRANSFER_GAS, chainId, ...feeFields(fees) };
+    return deps.signer.signTransaction(filler);
+  }
+  const to = deps.config.chain.registryAddress;
+  const data = registryInterface.encodeFunctionData('submitBatch', [
+    records.map((r) => ({ subject: r.subjectRef, eventId: eventIdToBytes16(r.eventId), data: BigInt(r.data) })),
+  ]);
+  let gasLimit: bigint;
+  try {
+    const estimate = await deps.chain.read((p) => p.estimateGas({ from: signer, to, data }));
+    gasLimit = (estimate * BigInt(100 + GAS_MARGIN_PERCENT)) / 100n;
+  } catch (err) {
+    // A revert here (not a member, a removed key) will not get better by sending: say so clearly.
+    throw new Error(`submit: the batch would fail: ${registryErrorMessage(err)}`);
+  }
+  const tx: TransactionRequest = { from: signer, to, data, nonce, gasLimit, chainId, ...feeFields(fees) };
+  return deps.signer.signTransaction(tx);
+}
+
+async function broadcastRow(run: Run, row: BatchRow): Promise<void> {
+  const { deps } = run;
+  const failure = await broadcast(deps.chain, row.rawTx, row.txHashes.at(-1)!);
   row.broadcasts++;
   row.broadcastAt = new Date().toISOString();
-  row.broadcastBlock = head;
-  row.lastError = failure?.message;
+  row.broadcastBlock = run.nonces.head;
+  if (failure) row.lastError = failure.message;
+  run.report.broadcasts++;
   if (failure) {
     deps.telemetry.metric(SUBMIT_METRICS.failures, 1, { kind: failure.kind });
     deps.log?.(`submit: broadcasting nonce ${row.nonce} failed on every endpoint: ${failure.message}`);
   }
   await deps.batches.update(row);
-}
-
-/**
- * Sends a raw transaction through the load balancer, then the fallbacks until one takes it. "Already known"
- * is detected by asking the node for the transaction, not by reading its message. A nonce already used or a
- * replacement already pooled is left for the next run's receipt check. Returns the failure, if every endpoint
- * failed.
- */
-export interface BroadcastFailure {
-  kind: 'insufficient-funds' | 'unreachable' | 'rejected';
-  message: string;
-}
-
-export async function broadcast(chain: Chain, raw: string, hash: string): Promise<BroadcastFailure | undefined> {
-  let failure: BroadcastFailure = { kind: 'unreachable', message: 'no endpoint answered' };
-  for (const provider of chain.providers) {
-    try {
-      await provider.send('eth_sendRawTransaction', [raw]);
-      return undefined;
-    } catch (err) {
-      if (isError(err, 'NONCE_EXPIRED') || isError(err, 'REPLACEMENT_UNDERPRICED')) return undefined;
-      if (await knows(provider, hash)) return undefined;
-      const message = `${provider._getConnection().url}: ${shortMessage(err)}`;
-      // Every node will say the same until the signer is funded.
-      if (isError(err, 'INSUFFICIENT_FUNDS')) return { kind: 'insufficient-funds', message };
-      failure = { kind: isTransient(err) ? 'unreachable' : 'rejected', message };
-    }
-  }
-  return failure;
-}
-
-async function knows(provider: JsonRpcProvider, hash: string): Promise<boolean> {
-  try {
-    return (await provider.getTransaction(hash)) !== null;
-  } catch {
-    return false;
-  }
-}
-
-/** The receipt of any of the hashes; `everywhere` asks every endpoint (a lagging node may not have it yet). */
-async function findReceipt(chain: Chain, hashes: string[], everywhere = false): Promise<TransactionReceipt | null> {
-  const providers = everywhere ? chain.providers : [undefined];
-  for (const provider of providers) {
-    for (const hash of hashes) {
-      const receipt = provider
-        ? await provider.getTransactionReceipt(hash).catch(() => null)
-        : await chain.read((p) => p.getTransactionReceipt(hash));
-      if (receipt) return receipt;
-    }
-  }
-  return null;
-}
-
-/** Gives up a nonce's batch: its events return to the pending index and go out again in a later batch. */
-async function abandon(deps: SubmitDeps, row: BatchRow, reason: string): Promise<void> {
-  await deps.outbox.returnToPending(row.eventIds);
-  row.status = 'abandoned';
-  row.lastError = reason;
-  await deps.batches.update(row);
-  deps.telemetry.event(SUBMIT_EVENTS.batchAbandoned, { signer: row.signer, nonce: String(row.nonce), reason });
-  deps.log?.(`submit: abandoned nonce ${row.nonce}: ${reason}; its ${row.eventIds.length} event(s) are pending again`);
-}
-
-const recordsOf = (row: BatchRow): PendingRecord[] =>
-  row.eventIds.map((eventId, i) => ({ eventId, enqueuedAt: row.enqueuedAts[i]!, subjectRef: '', data: '' }));
-
-function shortMessage(err: unknown): string {
-  return (err as { shortMessage?: string }).shortMessage ?? (err as Error).message ?? String(err);
 }

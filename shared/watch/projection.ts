@@ -9,7 +9,8 @@ import { isConflict, isNotFound, odata, TABLES, type TableStore } from '../stora
 import type { Telemetry } from '../telemetry';
 import type { RegistryEvent } from './events';
 import type { BlockJournal, StoredBlock } from './state';
-import { forEachLimit, listKeys, PARTITION_CONCURRENCY, submitPartitions } from './table-writes';
+import { forEachLimit } from '../concurrency';
+import { listKeys, PARTITION_CONCURRENCY, submitPartitions } from './table-writes';
 import { WATCH_METRICS } from './telemetry-names';
 
 /**
@@ -212,45 +213,33 @@ export class Projector {
   /** Marks this bank's outbox and batch rows with what the chain did; skips rows already marked so. */
   private async settleOwn(events: RegistryEvent[], ownTxs: Map<string, OwnTx>): Promise<void> {
     const own = events.filter((e) => this.isOwn(e));
-    // In bulk per transaction: the batch row names its events and their enqueue times, so one read per
-    // transaction and grouped outbox updates replace a read and a write per event. A batch already confirmed
-    // with this transaction was settled by an earlier run (its events are marked before the batch is).
+    // In bulk per transaction: one batch-row read per transaction and grouped outbox updates, instead of a read
+    // and a write per event. A batch already confirmed with this transaction in this block was settled by an
+    // earlier run (its events are marked before the batch is).
     const byTx = new Map<string, typeof own>();
     for (const e of own) byTx.set(e.at.txHash, [...(byTx.get(e.at.txHash) ?? []), e]);
-    const oneByOne: typeof own = [];
+    const outcomes: { eventId: string; outcome: OnChainOutcome }[] = [];
+    const settled: { tx: OwnTx; txHash: string; blockNumber: number }[] = [];
+    const latencies: [number, string][] = [];
     await forEachLimit(byTx, 8, async ([txHash, list]) => {
       const tx = ownTxs.get(txHash);
+      const blockNumber = list[0]!.at.blockNumber;
       const batch = tx && (await this.batches.get(tx.signer, tx.nonce));
-      const enqueued = new Map(batch?.eventIds.map((id, i) => [id, batch.enqueuedAts[i]]) ?? []);
-      if (!batch || list.some((e) => !enqueued.has(e.eventId))) return void oneByOne.push(...list);
-      if (batch.status === 'confirmed' && batch.minedTxHash === txHash) return;
-      await this.outbox.markOnChainMany(list.map((event) => ({ eventId: event.eventId, outcome: outcomeOf(event) })));
+      if (batch?.status === 'confirmed' && batch.minedTxHash === txHash && batch.minedBlock === blockNumber) return;
+      const enqueued = new Map(batch?.eventIds.map((id, i) => [id, batch.enqueuedAts[i]!]) ?? []);
       for (const event of list) {
+        const outcome = outcomeOf(event);
+        outcomes.push({ eventId: event.eventId, outcome });
         const at = Date.parse(enqueued.get(event.eventId) ?? '');
-        if (Number.isFinite(at))
-          this.telemetry.metric(WATCH_METRICS.endToEndLatencyMs, Date.now() - at, { status: outcomeOf(event).status });
+        if (Number.isFinite(at)) latencies.push([Date.now() - at, outcome.status]);
       }
+      if (tx) settled.push({ tx, txHash, blockNumber });
     });
-    await forEachLimit(oneByOne, 16, async (event) => {
-      const row = await this.outbox.get(event.eventId);
-      if (!row) return; // not submitted through this outbox (e.g. before a storage reset)
-      const outcome = outcomeOf(event);
-      if (row.status === outcome.status && row.txHash === outcome.txHash && row.logIndex === outcome.logIndex) return;
-      await this.outbox.markOnChain(event.eventId, outcome);
-      this.telemetry.metric(WATCH_METRICS.endToEndLatencyMs, Date.now() - Date.parse(row.enqueuedAt), {
-        status: outcome.status,
-      });
-    });
-    const mined = new Map<string, { tx: OwnTx; blockNumber: number }>();
-    for (const e of own) {
-      const tx = ownTxs.get(e.at.txHash);
-      if (tx) mined.set(e.at.txHash, { tx, blockNumber: e.at.blockNumber });
-    }
-    await forEachLimit(mined, 8, async ([txHash, { tx, blockNumber }]) => {
-      const batch = await this.batches.get(tx.signer, tx.nonce);
-      if (!batch || (batch.status === 'confirmed' && batch.minedTxHash === txHash)) return;
-      await this.batches.markConfirmed(tx.signer, tx.nonce, { txHash, blockNumber });
-    });
+    await this.outbox.markOnChainMany(outcomes);
+    for (const [ms, status] of latencies) this.telemetry.metric(WATCH_METRICS.endToEndLatencyMs, ms, { status });
+    await forEachLimit(settled, 8, ({ tx, txHash, blockNumber }) =>
+      this.batches.markConfirmed(tx.signer, tx.nonce, { txHash, blockNumber }).then(() => undefined)
+    );
   }
 
   /** Takes back what orphaned blocks wrote (journals from the reorg window), newest block first. */

@@ -1,3 +1,6 @@
+import { Batches } from '../storage/batches';
+import { Outbox } from '../storage/outbox';
+import { reconcileAfterRebuild } from '../submit/reconcile';
 import { Projector } from './projection';
 import { CheckpointConflictError, WatcherStateStore } from './state';
 import { Watcher, type WatchDeps, type WatchProgress, type WatchRunResult, type WatchSettings } from './watcher';
@@ -11,12 +14,15 @@ export interface RebuildOptions {
 export interface RebuildResult extends WatchRunResult {
   fromBlock: number;
   elapsedMs: number;
+  /** This bank's own batch rows checked against the chain, and those (and their events) sent back in flight. */
+  writeSide: { checked: number; reset: number; events: number };
 }
 
 /**
  * Replays the projections from the chain: clears them (all, or what came from `fromBlock` on), resets the
  * watcher's state to just below that block (clearing a halt), and runs the watcher itself up to the head.
- * One way to project: a rebuild is the watcher catching up from an earlier checkpoint.
+ * One way to project: a rebuild is the watcher catching up from an earlier checkpoint. Then this bank's own
+ * batch log and outbox are reconciled with the chain (shared/submit/reconcile.ts, rule 5).
  */
 export async function rebuildProjections(
   deps: WatchDeps,
@@ -51,5 +57,10 @@ export async function rebuildProjections(
     }
   }
   const result = await new Watcher(deps, settings).run({ onProgress: options.onProgress });
-  return { ...result, fromBlock, elapsedMs: Date.now() - started };
+  // The projections now equal the chain; the bank's own write side is made to as well.
+  const writeSide = await reconcileAfterRebuild(
+    { chain: deps.chain, batches: new Batches(deps.tables), outbox: new Outbox(deps.tables) },
+    fromBlock
+  );
+  return { ...result, fromBlock, elapsedMs: Date.now() - started, writeSide };
 }

@@ -7,7 +7,7 @@ import {
   TABLES,
   type TableStore,
 } from '../storage/tables';
-import { forEachLimit } from './table-writes';
+import { forEachLimit } from '../concurrency';
 
 /**
  * The watcher's own table (WatcherState):

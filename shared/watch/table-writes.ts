@@ -1,18 +1,6 @@
 import type { TableClient, TableEntity, TransactionAction } from '@azure/data-tables';
+import { forEachLimit } from '../concurrency';
 import { isNotFound, submitGrouped } from '../storage/tables';
-
-/** Runs `work` over `items` with at most `limit` in flight. */
-export async function forEachLimit<T>(
-  items: Iterable<T>,
-  limit: number,
-  work: (item: T) => Promise<void>
-): Promise<void> {
-  const iterator = items[Symbol.iterator]();
-  const worker = async (): Promise<void> => {
-    for (let next = iterator.next(); !next.done; next = iterator.next()) await work(next.value);
-  };
-  await Promise.all(Array.from({ length: limit }, worker));
-}
 
 /** Partitions written at once: projections touch one partition per subject, so this is where throughput comes from. */
 export const PARTITION_CONCURRENCY = 32;

@@ -13,7 +13,7 @@ import {
   type Checkpoint,
   type StoredBlock,
 } from './state';
-import { forEachLimit } from './table-writes';
+import { forEachLimit } from '../concurrency';
 import { WATCH_EVENTS, WATCH_METRICS } from './telemetry-names';
 
 /**

@@ -43,6 +43,8 @@ describe('heartbeat (3 anvil validators, Azurite, App Insights stand-in)', () =>
         blockTimeFactor: 2,
         outboxOldestAgeSeconds: 60,
         deadLetters: 1,
+        batchStuckBlocks: 30,
+        unconfirmedAgeSeconds: 300,
       },
       store: new OpsStore(tables),
       telemetry,

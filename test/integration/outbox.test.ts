@@ -35,7 +35,7 @@ describe('outbox (Azurite)', () => {
     expect((await outbox.readPending(1000)).filter((p) => p.eventId === id)).toHaveLength(1);
   });
 
-  it('reads pending records oldest first across shards, then takes batched ones out of the index', async () => {
+  it('reads pending records oldest first across shards, then takes claimed ones out of the index', async () => {
     const ids: string[] = Array.from({ length: 40 }, () => randomUUID());
     expect(new Set(ids.map(shardOf)).size).toBeGreaterThan(4);
     await Promise.all(
@@ -43,28 +43,74 @@ describe('outbox (Azurite)', () => {
     );
     const pending = (await outbox.readPending(1000)).filter((p) => ids.includes(p.eventId));
     expect(pending.map((p) => p.eventId)).toEqual(ids);
-    await outbox.markBatched(pending.slice(0, 30), '0xsigner', 7);
-    await outbox.markBatched(pending.slice(0, 30), '0xsigner', 7); // a retry after a crash changes nothing
+    expect(await outbox.claim(pending.slice(0, 30), '0xsigner', 7)).toHaveLength(30);
+    // A retry with the same (now stale) ETags claims nothing more: those rows are gone from the index.
+    expect(await outbox.claim(pending.slice(0, 30), '0xsigner', 7)).toEqual([]);
     const left = (await outbox.readPending(1000)).filter((p) => ids.includes(p.eventId));
     expect(left.map((p) => p.eventId)).toEqual(ids.slice(30));
     expect(await outbox.get(ids[0]!)).toMatchObject({ status: 'batched', signer: '0xsigner', nonce: 7 });
   });
 
+  it('lets only one of two submitters claim each event, whatever the interleaving', async () => {
+    const ids: string[] = Array.from({ length: 60 }, () => randomUUID());
+    await Promise.all(
+      ids.map((id, i) => outbox.accept(event(id, new Date(Date.UTC(2026, 2, 1, 0, 0, i)).toISOString())))
+    );
+    const [first, second] = await Promise.all([outbox.readPending(1000), outbox.readPending(1000)]);
+    const mine = (list: typeof first) => list.filter((p) => ids.includes(p.eventId));
+    // Both read the same rows; they claim overlapping halves at the same time.
+    const [a, b] = await Promise.all([
+      outbox.claim(mine(first).slice(0, 40), '0xa', 1),
+      outbox.claim(mine(second).slice(20), '0xb', 2),
+    ]);
+    const claimedA = new Set(a.map((r) => r.eventId));
+    expect(b.filter((r) => claimedA.has(r.eventId))).toEqual([]);
+    expect(a.length + b.length).toBe(60);
+    for (const r of a)
+      expect(await outbox.get(r.eventId)).toMatchObject({ status: 'batched', signer: '0xa', nonce: 1 });
+    for (const r of b)
+      expect(await outbox.get(r.eventId)).toMatchObject({ status: 'batched', signer: '0xb', nonce: 2 });
+    expect(mine(await outbox.readPending(1000))).toEqual([]);
+  });
+
+  it('finishes a claim cut short by a crash, keeping what another batch took meanwhile', async () => {
+    const ids: string[] = Array.from({ length: 6 }, () => randomUUID());
+    const times = ids.map((_, i) => new Date(Date.UTC(2026, 3, 1, 0, 0, i)).toISOString());
+    await Promise.all(ids.map((id, i) => outbox.accept(event(id, times[i]!))));
+    const pending = (await outbox.readPending(1000)).filter((p) => ids.includes(p.eventId));
+    await outbox.claim(pending.slice(0, 2), '0xs', 3); // the crashed run got this far
+    await outbox.claim(pending.slice(4), '0xother', 9); // another batch took these meanwhile
+    const claimed = await outbox.reclaim(ids, times, '0xs', 3);
+    expect(claimed.map((r) => r.eventId)).toEqual(ids.slice(0, 4));
+    expect(await outbox.get(ids[3]!)).toMatchObject({ status: 'batched', signer: '0xs', nonce: 3 });
+    expect(await outbox.get(ids[5]!)).toMatchObject({ status: 'batched', signer: '0xother', nonce: 9 });
+  });
+
   it('records on-chain outcomes and undoes them after a reorg', async () => {
     const id = randomUUID();
     await outbox.accept(event(id, '2026-03-01T00:00:00.000Z'));
-    await outbox.markOnChain(id, { status: 'confirmed', txHash: '0xabc', blockNumber: 12, logIndex: 3 });
-    expect(await outbox.get(id)).toMatchObject({ status: 'confirmed', txHash: '0xabc', blockNumber: 12, logIndex: 3 });
+    const confirmed = { status: 'confirmed', txHash: '0xabc', blockNumber: 12, logIndex: 3 } as const;
+    await outbox.markOnChainMany([{ eventId: id, outcome: confirmed }]);
+    expect(await outbox.get(id)).toMatchObject(confirmed);
+    // The same record applied and then sent again (its batch given up too early): the later skip does not downgrade.
+    const skipped = {
+      status: 'skipped',
+      txHash: '0xdef',
+      blockNumber: 14,
+      logIndex: 0,
+      skipReason: 'duplicate',
+    } as const;
+    await outbox.markOnChainMany([{ eventId: id, outcome: skipped }]);
+    expect(await outbox.get(id)).toMatchObject(confirmed);
     await outbox.markOrphaned([id]);
     expect(await outbox.get(id)).toMatchObject({ status: 'batched', blockNumber: -1 });
     await expect(
-      outbox.markOnChain(randomUUID(), {
-        status: 'skipped',
-        txHash: '0x1',
-        blockNumber: 1,
-        logIndex: 0,
-        skipReason: 'Stale',
-      })
+      outbox.markOnChainMany([
+        {
+          eventId: randomUUID(),
+          outcome: { status: 'skipped', txHash: '0x1', blockNumber: 1, logIndex: 0, skipReason: 'Stale' },
+        },
+      ])
     ).resolves.toBeUndefined();
   });
 

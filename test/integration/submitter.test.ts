@@ -1,196 +1,9 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
-import { JsonRpcProvider, Transaction, Wallet, toQuantity, type HDNodeWallet, type TransactionRequest } from 'ethers';
-import { startAnvil, type Anvil, type AnvilOptions } from '../../local/stack/anvil';
-import { startAzurite, type Azurite } from '../../local/stack/azurite';
-import { deployConsortium } from '../../local/stack/consortium';
-import { registryInterface } from '../../shared/chain/registry';
-import { Chain } from '../../shared/chain/provider';
-import { loadConfig, type Config } from '../../shared/config';
-import { bytes16ToEventId } from '../../shared/domain/event-id';
-import { encodeRecord } from '../../shared/domain/record-codec';
-import { Batches } from '../../shared/storage/batches';
-import { Outbox } from '../../shared/storage/outbox';
-import { TableStore } from '../../shared/storage/tables';
-import { createTelemetry } from '../../shared/telemetry';
-import { LocalTransactionSigner } from '../../shared/signing/transaction-signer';
-import { runSubmit, type SubmitDeps } from '../../shared/submit/submitter';
-
-/** The test-only local signer over a generated wallet, counting signatures (the Key Vault signer has its own tests). */
-class CountingSigner extends LocalTransactionSigner {
-  signatures = 0;
-  constructor(readonly wallet: HDNodeWallet) {
-    super(wallet);
-  }
-  override async signTransaction(tx: TransactionRequest): Promise<string> {
-    this.signatures++;
-    return super.signTransaction(tx);
-  }
-}
-
-interface Bed {
-  anvil: Anvil;
-  azurite: Azurite;
-  provider: JsonRpcProvider;
-  registryAddress: string;
-  deployBlock: number;
-  signer: CountingSigner;
-  config: Config;
-  deps(overrides?: Partial<SubmitDeps>): SubmitDeps;
-  stop(): Promise<void>;
-}
-
-const telemetry = createTelemetry({ roleName: 'submitter-test', logger: { warn: () => undefined } });
-
-async function testBed(
-  anvilOptions: AnvilOptions,
-  settings: Record<string, string> = {},
-  rpcUrl?: (anvil: Anvil) => string
-): Promise<Bed> {
-  const [anvil, azurite] = await Promise.all([startAnvil(anvilOptions), startAzurite()]);
-  const wallet = Wallet.createRandom();
-  const { registryAddress, deployBlock } = await deployConsortium(anvil.rpcUrl, [
-    { address: wallet.address, bankId: 'BANK-A' },
-  ]);
-  const config = loadConfig({
-    LEDGER_ENVIRONMENT: 'local',
-    BANK_ID: 'BANK-A',
-    AzureWebJobsStorage: azurite.accounts[0]!.connectionString,
-    KEY_VAULT_URL: 'https://127.0.0.1:1',
-    SIGNER_KEY_NAME: 'unused-here',
-    CHAIN_RPC_URLS: rpcUrl ? rpcUrl(anvil) : anvil.rpcUrl,
-    CHAIN_ID: String(anvil.chainId),
-    REGISTRY_ADDRESS: registryAddress,
-    ...settings,
-  });
-  const tables = new TableStore(config.storage);
-  const chains: Chain[] = [];
-  const signer = new CountingSigner(wallet);
-  const provider = new JsonRpcProvider(anvil.rpcUrl, undefined, { cacheTimeout: -1, staticNetwork: true });
-  return {
-    anvil,
-    azurite,
-    provider,
-    registryAddress,
-    deployBlock,
-    signer,
-    config,
-    deps: (overrides = {}) => {
-      const chain = new Chain({ rpcUrls: config.chain.rpcUrls, chainId: config.chain.chainId, timeoutMs: 2_000 });
-      chains.push(chain);
-      return {
-        config,
-        outbox: new Outbox(tables),
-        batches: new Batches(tables),
-        chain,
-        signer,
-        telemetry,
-        ...overrides,
-      };
-    },
-    async stop() {
-      for (const chain of chains) chain.destroy();
-      provider.destroy();
-      await Promise.all([anvil.stop(), azurite.stop()]);
-    },
-  };
-}
-
-/** Accepts `n` events for distinct subjects (or the given subject) into the outbox, returning their ids. */
-async function acceptEvents(bed: Bed, n: number, subject?: string, firstSequence = 1): Promise<string[]> {
-  const outbox = new Outbox(new TableStore(bed.config.storage));
-  const ids: string[] = [];
-  const now = Math.floor(Date.now() / 1000);
-  for (let i = 0; i < n; i += 50) {
-    await Promise.all(
-      Array.from({ length: Math.min(50, n - i) }, async (_, j) => {
-        const eventId = randomUUID();
-        const sequence = BigInt(subject ? firstSequence + i + j : firstSequence);
-        const data = encodeRecord({
-          sequence,
-          asOf: now,
-          score: 600 + ((i + j) % 200),
-          openAccounts: 3,
-          delinquencies: { days30: 0, days60: 0, days90: 0 },
-          defaulted: false,
-          totalBalance: 1000,
-          creditLimit: 5000,
-        });
-        ids.push(eventId);
-        await outbox.accept({
-          eventId,
-          subjectRef: subject ?? '0x' + randomBytes(32).toString('hex'),
-          data: toQuantity(data),
-          sequence: String(sequence),
-          enqueuedAt: new Date(Date.now() + i + j).toISOString(),
-          messageId: `m-${eventId}`,
-          acceptedAt: new Date().toISOString(),
-        });
-      })
-    );
-  }
-  return ids;
-}
-
-/** Runs the submitter until nothing is pending and every batch is mined. */
-async function drain(bed: Bed, deps: SubmitDeps, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const report = await runSubmit(deps).catch((err: Error) => {
-      if (Date.now() > deadline) throw err;
-      return undefined; // transient (endpoint down, throttled): the timer would simply run again
-    });
-    const pending = await deps.outbox.readPending(1);
-    const open = await deps.batches.open(report?.signer ?? bed.signer.wallet.address);
-    if (report && pending.length === 0 && open.every((row) => row.status === 'mined')) return;
-    if (Date.now() > deadline)
-      throw new Error(
-        `not drained: ${pending.length} pending, ${open.filter((r) => r.status !== 'mined').length} batch(es) in flight`
-      );
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
-interface ChainView {
-  applied: Map<string, number>;
-  skipped: Map<string, number>;
-  txs: Set<string>;
-  txsPerBlock: Map<number, number>;
-  gasUsed: bigint;
-}
-
-async function chainView(bed: Bed): Promise<ChainView> {
-  const logs = await bed.provider.getLogs({
-    address: bed.registryAddress,
-    fromBlock: bed.deployBlock,
-    toBlock: 'latest',
-  });
-  const view: ChainView = {
-    applied: new Map(),
-    skipped: new Map(),
-    txs: new Set(),
-    txsPerBlock: new Map(),
-    gasUsed: 0n,
-  };
-  for (const log of logs) {
-    const parsed = registryInterface.parseLog(log);
-    if (parsed?.name !== 'CreditRecordUpdated' && parsed?.name !== 'CreditRecordSkipped') continue;
-    const eventId = bytes16ToEventId(parsed.args.eventId as string);
-    const map = parsed.name === 'CreditRecordUpdated' ? view.applied : view.skipped;
-    map.set(eventId, (map.get(eventId) ?? 0) + 1);
-    if (!view.txs.has(log.transactionHash)) {
-      view.txs.add(log.transactionHash);
-      view.txsPerBlock.set(log.blockNumber, (view.txsPerBlock.get(log.blockNumber) ?? 0) + 1);
-      view.gasUsed += (await bed.provider.getTransactionReceipt(log.transactionHash))!.gasUsed;
-    }
-  }
-  return view;
-}
-
-function expectExactlyOnce(view: ChainView, ids: string[]): void {
-  expect(ids.filter((id) => view.applied.get(id) !== 1)).toEqual([]);
-  expect([...view.skipped.keys()].filter((id) => ids.includes(id))).toEqual([]);
-}
+import { Transaction, toQuantity } from 'ethers';
+import { runSubmit } from '../../shared/submit/submitter';
+import { acceptEvents, chainView, drain, expectExactlyOnce, openRows, testBed, type Bed } from './support/submit-bed';
+import { recordingTelemetry } from './support/read-path-fixtures';
 
 describe('submitter on a 1 s block chain', () => {
   let bed: Bed;
@@ -228,7 +41,7 @@ describe('submitter on a 1 s block chain', () => {
     expect(view.skipped.get(older!)).toBe(1);
   });
 
-  it.each(['afterSign', 'afterWriteAhead', 'afterBroadcast'] as const)(
+  it.each(['afterSign', 'afterWriteAhead', 'afterClaim', 'afterBroadcast'] as const)(
     'loses and duplicates nothing after a crash %s',
     async (point) => {
       const ids = await acceptEvents(bed, 300);
@@ -341,37 +154,88 @@ describe('submitter fees', () => {
     }
   });
 
-  it('rebroadcasts a transaction that is not mined, then replaces it with higher fees on an EIP-1559 chain', async () => {
-    const bed = await testBed({ blockTimeSeconds: 0 }, { SUBMIT_REBROADCAST_AFTER_BLOCKS: '1' });
+  /** Mines one block whose base fee is twice what the batch's latest transaction pays at most: it stays pooled. */
+  async function priceOut(bed: Bed, deps: ReturnType<Bed['deps']>): Promise<void> {
+    const [row] = await openRows(deps);
+    const maxFee = Transaction.from(row!.rawTx).maxFeePerGas!;
+    await bed.provider.send('anvil_setNextBlockBaseFeePerGas', [toQuantity(2n * maxFee)]);
+    await bed.provider.send('evm_mine', []);
+  }
+
+  it("rebroadcasts as it is first, then raises fees only for the transaction at the chain's next nonce", async () => {
+    const bed = await testBed(
+      { blockTimeSeconds: 0 },
+      { SUBMIT_REBROADCAST_AFTER_BLOCKS: '1', SUBMIT_MAX_RECORDS_PER_TX: '5' }
+    );
     try {
       await bed.provider.send('evm_setAutomine', [false]);
       const ids = await acceptEvents(bed, 10);
       const deps = bed.deps();
-      const dropAndMine = async (): Promise<void> => {
-        // The transaction vanished from every mempool (e.g. evicted); blocks go on without it.
-        for (const hash of (await deps.batches.open(bed.signer.wallet.address)).flatMap((r) => r.txHashes)) {
-          await bed.provider.send('anvil_dropTransaction', [hash]);
-        }
-        await bed.provider.send('evm_mine', []);
-      };
-      await runSubmit(deps); // signs and broadcasts
-      await dropAndMine();
-      await runSubmit(deps); // rebroadcast #1 (same raw transaction)
-      await dropAndMine();
-      const report = await runSubmit(deps); // rebroadcast #2 with higher fees
+      await runSubmit(deps); // signs and broadcasts two batches: nonces n and n + 1
+      const original = await openRows(deps);
+      expect(original).toHaveLength(2);
+      // Base fees rise past what both pay (the node evicts them); nothing is mined.
+      await priceOut(bed, deps);
+      expect((await runSubmit(deps)).feeBumps).toBe(0); // the first rebroadcast sends the same transactions
+      expect((await openRows(deps)).map((r) => r.txHashes)).toEqual(original.map((r) => r.txHashes));
+      await priceOut(bed, deps);
+      const report = await runSubmit(deps);
+      // Only nonce n is bumped: n + 1 waits behind it, and higher fees would not get it mined any sooner.
       expect(report.feeBumps).toBe(1);
-      const [row] = await deps.batches.open(bed.signer.wallet.address);
+      const [row, queued] = await openRows(deps);
       expect(row!.txHashes).toHaveLength(2);
-      const [first, bumped] = row!.rawTxs.map((raw) => Transaction.from(raw));
+      expect(queued!.txHashes).toEqual(original[1]!.txHashes);
+      const [first, bumped] = [original[0]!.rawTx, row!.rawTx].map((raw) => Transaction.from(raw));
       expect(first!.type).toBe(2);
       expect(bumped!.maxFeePerGas! > first!.maxFeePerGas!).toBe(true);
       expect(bumped!.nonce).toBe(first!.nonce);
-      await bed.provider.send('evm_mine', []);
+      await bed.provider.send('anvil_setNextBlockBaseFeePerGas', [toQuantity(1n)]);
       await bed.provider.send('evm_setAutomine', [true]);
       await drain(bed, deps);
       expectExactlyOnce(await chainView(bed), ids);
-      const [mined] = await deps.batches.open(bed.signer.wallet.address);
+      const [mined] = await deps.batches.recent(bed.signer.wallet.address, 0, 10).then((r) => r.rows);
       expect(mined!.minedTxHash).toBe(row!.txHashes[1]);
+    } finally {
+      await bed.stop();
+    }
+  });
+
+  it.each([
+    ['SUBMIT_MAX_FEE_BUMPS', '2'],
+    ['SUBMIT_MAX_FEE_PER_GAS_GWEI', '20'],
+  ])('stops raising fees at %s=%s, keeps the row bounded, and says so once', async (setting, value) => {
+    const bed = await testBed({ blockTimeSeconds: 0 }, { SUBMIT_REBROADCAST_AFTER_BLOCKS: '1', [setting]: value });
+    try {
+      await bed.provider.send('evm_setAutomine', [false]);
+      await bed.provider.send('anvil_setNextBlockBaseFeePerGas', [toQuantity(10n ** 9n)]);
+      await bed.provider.send('evm_mine', []);
+      const ids = await acceptEvents(bed, 5);
+      const telemetry = recordingTelemetry();
+      const deps = bed.deps({ telemetry });
+      await runSubmit(deps);
+      // Every block's base fee outruns the batch's latest fees: each bump falls behind, until a limit stops them.
+      for (let i = 0; i < 8; i++) {
+        await priceOut(bed, deps);
+        await runSubmit(deps);
+      }
+      const [row] = await openRows(deps);
+      expect(row!.status).toBe('signed');
+      expect(row!.txHashes).toHaveLength(1 + row!.feeBumps);
+      if (setting === 'SUBMIT_MAX_FEE_BUMPS') expect(row!.feeBumps).toBe(2);
+      else {
+        expect(row!.feeBumps).toBeGreaterThanOrEqual(1);
+        expect(Transaction.from(row!.rawTx).maxFeePerGas!).toBeLessThanOrEqual(20n * 10n ** 9n);
+      }
+      const limits = telemetry.events.filter((e) => e.name === 'FeeLimitReached');
+      expect(limits).toHaveLength(1);
+      expect(limits[0]!.properties!.limit).toContain(setting);
+      expect(row!.feeLimit).toMatch(new RegExp(`^not mined at \\d+ wei per gas after .*${setting}`));
+      // Fees fall back: the last transaction signed is mined, once.
+      await bed.provider.send('anvil_setNextBlockBaseFeePerGas', [toQuantity(1n)]);
+      await bed.provider.send('evm_setAutomine', [true]);
+      await bed.provider.send('evm_mine', []);
+      await drain(bed, deps);
+      expectExactlyOnce(await chainView(bed), ids);
     } finally {
       await bed.stop();
     }

@@ -149,11 +149,13 @@ describe('watch', () => {
       status: 'signed',
       eventIds: [],
       enqueuedAts: [],
-      rawTxs: [],
+      rawTx: '0x',
       txHashes: [],
-      outboxMarked: true,
+      claimed: true,
       createdAt: new Date().toISOString(),
+      createdBlock: 0,
       broadcasts: 1,
+      feeBumps: 0,
     });
     expect(created).toBe(true);
     const receipt = await submit(chain, 'BANK-A', [creditRecord(subject(), 1n)]);

@@ -6,6 +6,8 @@ const thresholds = {
   blockTimeFactor: 2,
   outboxOldestAgeSeconds: 60,
   deadLetters: 1,
+  batchStuckBlocks: 30,
+  unconfirmedAgeSeconds: 300,
 };
 
 describe('alert rules', () => {

@@ -1,0 +1,12 @@
+/** Runs `work` over `items` with at most `limit` in flight. */
+export async function forEachLimit<T>(
+  items: Iterable<T>,
+  limit: number,
+  work: (item: T) => Promise<void>
+): Promise<void> {
+  const iterator = items[Symbol.iterator]();
+  const worker = async (): Promise<void> => {
+    for (let next = iterator.next(); !next.done; next = iterator.next()) await work(next.value);
+  };
+  await Promise.all(Array.from({ length: limit }, worker));
+}
