@@ -56,6 +56,12 @@ param alertOutboxOldestAgeSeconds int = 60
 @description('Alert: at least this many messages in the credit-updates dead-letter queue (ALERT_DEAD_LETTERS).')
 param alertDeadLetters int = 1
 
+@description('Alert: a batch in flight (signed or mined, not confirmed) for more than this many blocks (ALERT_BATCH_STUCK_BLOCKS).')
+param alertBatchStuckBlocks int = 30
+
+@description('Alert: an accepted event not confirmed on chain this many seconds after it was enqueued (ALERT_UNCONFIRMED_AGE_SECONDS).')
+param alertUnconfirmedAgeSeconds int = 300
+
 @description('Alert: rejected messages above this percentage of all ingested messages over 15 minutes.')
 param alertRejectionRatePercent int = 5
 
@@ -199,6 +205,8 @@ module functionApp 'modules/functionapp.bicep' = {
     alertBlockTimeFactor: alertBlockTimeFactor
     alertOutboxOldestAgeSeconds: alertOutboxOldestAgeSeconds
     alertDeadLetters: alertDeadLetters
+    alertBatchStuckBlocks: alertBatchStuckBlocks
+    alertUnconfirmedAgeSeconds: alertUnconfirmedAgeSeconds
     subnetId: enablePrivateNetworking ? network.outputs.appSubnetId : ''
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
@@ -236,6 +244,8 @@ module alerts 'modules/alerts.bicep' = {
     alertBlockTimeFactor: alertBlockTimeFactor
     alertOutboxOldestAgeSeconds: alertOutboxOldestAgeSeconds
     alertDeadLetters: alertDeadLetters
+    alertBatchStuckBlocks: alertBatchStuckBlocks
+    alertUnconfirmedAgeSeconds: alertUnconfirmedAgeSeconds
     alertRejectionRatePercent: alertRejectionRatePercent
   }
 }

@@ -87,6 +87,9 @@ export interface Config {
   managedIdentityClientId?: string;
 }
 
+/** The most SUBMIT_MAX_FEE_BUMPS may be: a batch row keeps one hash per bump (its size is tested against it). */
+export const MAX_FEE_BUMPS_SETTING_MAX = 20;
+
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
     super(
@@ -324,7 +327,7 @@ export function loadConfig(env: Env = process.env): Config {
       txGasBudget: r.integer('SUBMIT_TX_GAS_BUDGET', 15_000_000, 100_000, 1_000_000_000),
       maxInFlight: r.integer('SUBMIT_MAX_IN_FLIGHT', 4, 1, 64),
       rebroadcastAfterBlocks: r.integer('SUBMIT_REBROADCAST_AFTER_BLOCKS', 5, 1, 1000),
-      maxFeeBumps: r.integer('SUBMIT_MAX_FEE_BUMPS', 5, 0, 20),
+      maxFeeBumps: r.integer('SUBMIT_MAX_FEE_BUMPS', 5, 0, MAX_FEE_BUMPS_SETTING_MAX),
       maxFeePerGasGwei: r.integer('SUBMIT_MAX_FEE_PER_GAS_GWEI', 500, 1, 1_000_000),
       mode: submitMode === 'naive' ? 'naive' : 'batched',
     },

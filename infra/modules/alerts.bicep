@@ -38,6 +38,12 @@ param alertOutboxOldestAgeSeconds int
 @description('ALERT_DEAD_LETTERS.')
 param alertDeadLetters int
 
+@description('ALERT_BATCH_STUCK_BLOCKS.')
+param alertBatchStuckBlocks int
+
+@description('ALERT_UNCONFIRMED_AGE_SECONDS.')
+param alertUnconfirmedAgeSeconds int
+
 @description('Rejected percentage of ingested messages over 15 minutes that raises RejectionRate.')
 param alertRejectionRatePercent int
 
@@ -74,6 +80,27 @@ var logRules = [
     window: 'PT5M'
     description: 'The oldest pending outbox event is older than ${alertOutboxOldestAgeSeconds} s.'
     query: 'customMetrics | where name == "outbox.oldestPendingAgeSeconds" | summarize arg_max(timestamp, value) | where value > ${alertOutboxOldestAgeSeconds}'
+  }
+  {
+    name: 'BatchStuck'
+    severity: 1
+    window: 'PT5M'
+    description: 'A batch has been in flight (not confirmed on chain) for more than ${alertBatchStuckBlocks} blocks.'
+    query: 'customMetrics | where name == "submit.oldestInFlightBlocks" | summarize arg_max(timestamp, value) | where value > ${alertBatchStuckBlocks}'
+  }
+  {
+    name: 'RecordsUnconfirmed'
+    severity: 1
+    window: 'PT5M'
+    description: 'An accepted credit record is not confirmed on chain ${alertUnconfirmedAgeSeconds} s after it was enqueued (pending, batched or in flight).'
+    query: 'customMetrics | where name == "pipeline.oldestUnconfirmedAgeSeconds" | summarize arg_max(timestamp, value) | where value > ${alertUnconfirmedAgeSeconds}'
+  }
+  {
+    name: 'NonceGap'
+    severity: 1
+    window: 'PT5M'
+    description: 'The chain waits on a nonce of the signer that no live batch holds, or lost batches the watcher had confirmed (run rebuild-projections).'
+    query: 'customMetrics | where name == "submit.nonceGaps" | summarize arg_max(timestamp, value) | where value > 0'
   }
   {
     name: 'DeadLetters'

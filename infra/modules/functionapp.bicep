@@ -75,6 +75,12 @@ param alertOutboxOldestAgeSeconds int
 @description('ALERT_DEAD_LETTERS.')
 param alertDeadLetters int
 
+@description('ALERT_BATCH_STUCK_BLOCKS.')
+param alertBatchStuckBlocks int
+
+@description('ALERT_UNCONFIRMED_AGE_SECONDS.')
+param alertUnconfirmedAgeSeconds int
+
 @description('Subnet for VNet integration; empty for none.')
 param subnetId string
 
@@ -175,6 +181,8 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     SUBMIT_TX_GAS_BUDGET: '15000000'
     SUBMIT_MAX_IN_FLIGHT: '4'
     SUBMIT_REBROADCAST_AFTER_BLOCKS: '5'
+    SUBMIT_MAX_FEE_BUMPS: '5'
+    SUBMIT_MAX_FEE_PER_GAS_GWEI: '500'
     WATCH_LOG_CHUNK_BLOCKS: '2000'
     WATCH_REORG_WINDOW_BLOCKS: '128'
     HEARTBEAT_PROBE_TIMEOUT_MS: '5000'
@@ -183,6 +191,8 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     ALERT_BLOCK_TIME_FACTOR: string(alertBlockTimeFactor)
     ALERT_OUTBOX_OLDEST_AGE_SECONDS: string(alertOutboxOldestAgeSeconds)
     ALERT_DEAD_LETTERS: string(alertDeadLetters)
+    ALERT_BATCH_STUCK_BLOCKS: string(alertBatchStuckBlocks)
+    ALERT_UNCONFIRMED_AGE_SECONDS: string(alertUnconfirmedAgeSeconds)
   }
 }
 

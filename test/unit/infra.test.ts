@@ -82,6 +82,8 @@ const DEPLOY_TIME_EXAMPLES: Record<string, string> = {
   alertBlockTimeFactor: '2',
   alertOutboxOldestAgeSeconds: '60',
   alertDeadLetters: '1',
+  alertBatchStuckBlocks: '30',
+  alertUnconfirmedAgeSeconds: '300',
 };
 
 function resolve(expression: string): string {

@@ -1,4 +1,5 @@
 import { alertChecks, evaluateAlerts, type AlertState } from '../../shared/ops/alerts';
+import { statusFrom } from '../../shared/ops/status';
 
 const thresholds = {
   validatorSilentBeats: 2,
@@ -58,4 +59,55 @@ describe('alert rules', () => {
     const fired = evaluateAlerts(checks, new Map(), 't').transitions.map((t) => t.alert.rule);
     expect(fired.sort()).toEqual(['DeadLetters', 'SlowBlocks']);
   });
+
+  it('write-side rules fire on a stuck batch, an old unconfirmed record and a nonce gap, and resolve at zero', () => {
+    let previous = new Map<string, AlertState>();
+    const beat = (inFlightBlocks: number, unconfirmedAge: number, gaps: number): string[] => {
+      const checks = alertChecks(
+        {
+          validatorFailures: new Map(),
+          oldestInFlightBlocks: inFlightBlocks,
+          oldestUnconfirmedAgeSeconds: unconfirmedAge,
+          nonceGaps: gaps,
+        },
+        thresholds,
+        2,
+        previous
+      );
+      const result = evaluateAlerts(checks, previous, 't');
+      previous = new Map(result.states.map((s) => [`${s.rule}|${s.subject}`, s]));
+      return result.transitions.map((t) => `${t.kind} ${t.alert.rule}`);
+    };
+    expect(beat(30, 300, 0)).toEqual([]); // at the thresholds: not yet
+    expect(beat(31, 301, 1)).toEqual(['fired BatchStuck', 'fired RecordsUnconfirmed', 'fired NonceGap']);
+    // Nothing in flight any more is a measurement (0), so the alerts resolve rather than stay as they were.
+    expect(beat(0, 0, 0)).toEqual(['resolved BatchStuck', 'resolved RecordsUnconfirmed', 'resolved NonceGap']);
+  });
+});
+
+describe('the pipeline status', () => {
+  const sample = {
+    t: '2026-11-30T00:00:00.000Z',
+    validators: [],
+    chain: {},
+    pipeline: { rejections: 0, projectionLagBlocks: 2, projectionLagSeconds: 4, outboxDepth: 0 },
+  };
+  const alert = (rule: AlertState['rule'], state: AlertState['state']): AlertState => ({
+    rule,
+    subject: 'x',
+    state,
+    value: 1,
+    threshold: 0,
+    since: sample.t,
+    updatedAt: sample.t,
+  });
+  const now = Date.parse(sample.t);
+
+  it.each(['BatchStuck', 'RecordsUnconfirmed', 'NonceGap', 'OutboxBacklogAge'] as const)(
+    'is never ok while %s fires',
+    (rule) => {
+      expect(statusFrom(sample, [alert(rule, 'firing')], 'BANK-A', now).pipeline.overall).toBe('degraded');
+      expect(statusFrom(sample, [alert(rule, 'resolved')], 'BANK-A', now).pipeline.overall).toBe('ok');
+    }
+  );
 });
