@@ -1,4 +1,4 @@
-/** Two projects: unit (no I/O, fast) and integration (real local stack: Azurite, anvil, HTTPS stand-ins). */
+/** Three projects: unit (no I/O, fast), integration (real local stack: Azurite, anvil, HTTPS stand-ins) and chaos. */
 const tsJest = ['ts-jest', { tsconfig: 'tsconfig.json' }];
 const common = {
   testEnvironment: 'node',
@@ -15,6 +15,8 @@ module.exports = {
       testMatch: ['<rootDir>/test/integration/**/*.test.ts'],
       slowTestThreshold: 30,
     },
+    // Faults under load against the whole local consortium (test/chaos/chaos.test.ts; CHAOS_MODE=full: npm run chaos).
+    { ...common, displayName: 'chaos', testMatch: ['<rootDir>/test/chaos/**/*.test.ts'], slowTestThreshold: 120 },
   ],
   // A global option (projects cannot set it): integration tests start real processes and wait for blocks.
   testTimeout: 120000,

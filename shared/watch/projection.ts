@@ -230,7 +230,9 @@ export class Projector {
       for (const event of list) {
         const outcome = outcomeOf(event);
         outcomes.push({ eventId: event.eventId, outcome });
-        const at = Date.parse(enqueued.get(event.eventId) ?? '');
+        // Events the batch row does not list (sent outside it, or before a storage reset): their own row says.
+        const enqueuedAt = enqueued.get(event.eventId) ?? (await this.outbox.get(event.eventId))?.enqueuedAt;
+        const at = Date.parse(enqueuedAt ?? '');
         if (Number.isFinite(at)) latencies.push([Date.now() - at, outcome.status]);
       }
       if (tx) settled.push({ tx, txHash, blockNumber });
