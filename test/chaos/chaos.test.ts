@@ -76,7 +76,7 @@ describe(`chaos (${mode}; seed ${seed}: replay with CHAOS_SEED=${seed})`, () => 
       writeFileSync('test-output/chaos.md', table);
       writeFileSync('test-output/chaos.json', JSON.stringify({ seed, mode, rows }, null, 2));
     }
-    if (!failed) rmSync(dir, { recursive: true, force: true });
+    if (!failed && !process.env.CHAOS_KEEP) rmSync(dir, { recursive: true, force: true });
     else console.log(`chaos: data and app logs kept in ${dir}`);
   }, 60_000);
 

@@ -1,4 +1,6 @@
+import { createWriteStream, mkdirSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
 import { JsonRpcProvider } from 'ethers';
 import { spawnFunctionHost, type RunningHost } from '../../local/host/spawn';
 import { LocalServiceBusQueue } from '../../local/host/service-bus-queue';
@@ -118,10 +120,14 @@ export class ChaosConsortium {
 
   /** Starts one more Function App for the bank (a second one runs beside the first, as in a slot swap). */
   async startHost(bankId: string): Promise<RunningHost> {
+    // Each app's log in the data dir, kept for a post-mortem when a scenario fails.
+    mkdirSync(join(this.dataDir, 'logs'), { recursive: true });
+    const file = createWriteStream(join(this.dataDir, 'logs', `${bankId}.log`), { flags: 'a' });
     const host = await spawnFunctionHost({
       name: `${bankId} app`,
-      appDir: `${__dirname}/../..`,
+      appDir: join(__dirname, '..', '..'),
       settings: this.settings(bankId),
+      onLine: (line) => file.write(`${new Date().toISOString()} ${line}\n`),
     });
     this.hosts.set(bankId, [...(this.hosts.get(bankId) ?? []), host]);
     return host;
@@ -160,6 +166,17 @@ export class ChaosConsortium {
       })
     );
     return published;
+  }
+
+  /**
+   * Replaces the last `depth` blocks with empty ones (their transactions are gone, from the pool too). anvil gives
+   * the replacement blocks their old timestamps and keeps mining at that lag, which a real chain does not: the
+   * next block is put back on the wall clock.
+   */
+  async reorg(depth: number): Promise<void> {
+    this.log(`anvil_reorg ${depth}`);
+    await this.provider.send('anvil_reorg', [depth, []]);
+    await this.provider.send('evm_setNextBlockTimestamp', [Math.floor(Date.now() / 1000)]);
   }
 
   /** Every bank's /api/status; undefined for a bank whose app does not answer. */

@@ -100,9 +100,10 @@ export async function tablesAgainstChain(
   const stuck = new Set<string>();
   const status = await readWatcherStatus(tables);
   if (status?.halted) problems.push(`${bankId}: watcher halted: ${status.halted.reason}`);
-  if ((status?.checkpointBlock ?? -1) < view.head - CHAOS_CHAIN.confirmations)
+  const lastLogBlock = Math.max(-1, ...[...view.byEvent.values()].flat().map((l) => l.blockNumber));
+  if ((status?.checkpointBlock ?? -1) < lastLogBlock)
     problems.push(
-      `${bankId}: watcher at block ${status?.checkpointBlock}, chain confirmed to ${view.head - CHAOS_CHAIN.confirmations}`
+      `${bankId}: watcher at block ${status?.checkpointBlock}, the last record is in block ${lastLogBlock}`
     );
 
   // Projections: the newest update per (subject, bank), every update in history, the member list.

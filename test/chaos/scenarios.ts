@@ -36,11 +36,19 @@ export interface Scenario {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const between = (random: () => number, min: number, max: number): number => min + Math.floor(random() * (max - min));
 
-/** Load for `seconds`, with `fault` at a random moment in its first half; returns when both are over. */
-async function underLoad(ctx: ScenarioContext, seconds: number, fault: () => Promise<void>): Promise<void> {
+/**
+ * Load for `seconds`, with `fault` at a random moment between `earliest` seconds in and half the load (so
+ * batches are in every state when it strikes); returns when both are over.
+ */
+async function underLoad(
+  ctx: ScenarioContext,
+  seconds: number,
+  fault: () => Promise<void>,
+  earliest = 1
+): Promise<void> {
   const stop = ctx.load(ctx.mode === 'full' ? 10 : 4);
   try {
-    await sleep(between(ctx.random, 1_000, (seconds * 1000) / 2));
+    await sleep(between(ctx.random, earliest * 1000, Math.max(earliest + 1, seconds / 2) * 1000));
     await fault();
   } finally {
     await sleep(1_000);
@@ -54,8 +62,7 @@ function reorg(depth: number, name: string, short = false): Scenario {
     short,
     async run(ctx) {
       await underLoad(ctx, 8, async () => {
-        ctx.log(`anvil_reorg ${depth}`);
-        await ctx.env.provider.send('anvil_reorg', [depth, []]);
+        await ctx.env.reorg(depth);
       });
     },
   };
@@ -95,7 +102,8 @@ async function rebuildHalted(ctx: ScenarioContext): Promise<void> {
         watchSettingsOf(config)
       );
       ctx.log(
-        `${bankId}: rebuilt to block ${result.checkpointBlock}, ${result.writeSide.reset} own batch(es) sent back`
+        `${bankId}: rebuilt to block ${result.checkpointBlock}; own batches checked against the chain ` +
+          `${result.writeSide.checked}, sent back in flight ${result.writeSide.reset} (${result.writeSide.events} events)`
       );
     } finally {
       chain.destroy();
@@ -113,10 +121,10 @@ export const SCENARIOS: Scenario[] = [
     short: true,
     async run(ctx) {
       await underLoad(ctx, 8, async () => {
-        await ctx.env.provider.send('anvil_reorg', [4, []]);
+        await ctx.env.reorg(4);
         await ctx.publish(20);
         await sleep(3_000);
-        await ctx.env.provider.send('anvil_reorg', [3, []]);
+        await ctx.env.reorg(3);
       });
     },
   },
@@ -124,9 +132,9 @@ export const SCENARIOS: Scenario[] = [
     name: `reorg deeper than the watcher's window (${CHAOS_CHAIN.reorgWindowBlocks + 4} blocks), then rebuild-projections`,
     short: true,
     async run(ctx) {
-      await underLoad(ctx, 8, async () => {
-        await ctx.env.provider.send('anvil_reorg', [CHAOS_CHAIN.reorgWindowBlocks + 4, []]);
-      });
+      // Late enough that the blocks it takes away hold batches the watcher had already confirmed.
+      const depth = CHAOS_CHAIN.reorgWindowBlocks + 4;
+      await underLoad(ctx, 12, () => ctx.env.reorg(depth), CHAOS_CHAIN.confirmations + 4);
       await rebuildHalted(ctx);
     },
   },
