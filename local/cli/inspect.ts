@@ -98,6 +98,9 @@ export async function statusCommand(options: { bankId?: string; json: boolean })
   print(
     `pipeline   ${p.overall}: outbox ${p.outboxDepth ?? '?'} (oldest ${p.oldestPendingAgeSeconds ?? '?'} s), rejections ${p.rejections ?? '?'}, dead letters ${p.deadLetters ?? '?'}, projection lag ${p.projectionLagBlocks ?? '?'} blocks / ${p.projectionLagSeconds ?? '?'} s`
   );
+  print(
+    `write side batches in flight ${p.inFlightBatches ?? '?'} (oldest ${p.oldestInFlightBlocks ?? '?'} blocks), oldest unconfirmed record ${p.oldestUnconfirmedAgeSeconds ?? '?'} s, nonce gaps ${p.nonceGaps ?? '?'}`
+  );
   for (const problem of p.problems) print(`  problem: ${problem}`);
   for (const a of s.alerts) print(`alert      ${JSON.stringify(a)}`);
   print(`dashboard  ${bank.host.url}/api/dashboard?code=${bank.host.functionKey}`);

@@ -269,6 +269,9 @@ const SCRIPT = String.raw`
     tile(tiles, 'Consensus', st.chain.consensusSource || '—', st.chain.validatorSet ? st.chain.validatorSet.length + ' validators' : '');
     tile(tiles, 'Outbox depth', fmt(st.pipeline.outboxDepth, 0), '');
     tile(tiles, 'Oldest pending', fmt(st.pipeline.oldestPendingAgeSeconds), 's');
+    tile(tiles, 'Batches in flight', fmt(st.pipeline.inFlightBatches, 0), '');
+    tile(tiles, 'Oldest unconfirmed', fmt(st.pipeline.oldestUnconfirmedAgeSeconds), 's');
+    tile(tiles, 'Nonce gaps', fmt(st.pipeline.nonceGaps, 0), '', st.pipeline.nonceGaps > 0 ? 'bad' : '');
     tile(tiles, 'Dead letters', fmt(st.pipeline.deadLetters, 0), '', st.pipeline.deadLetters > 0 ? 'bad' : '');
     tile(tiles, 'Rejections', st.pipeline.rejections === null ? 'n/a' : fmt(st.pipeline.rejections, 0), '');
     tile(tiles, 'Alerts firing', String(firing.length), '', firing.length ? 'bad' : '');
