@@ -208,12 +208,8 @@ export class Outbox {
       }
     });
     await this.dropPendingRows(ours);
-    const claimed = new Set([...ours, ...(await this.claim(unclaimed, signer, nonce))].map((r) => r.eventId));
-    const records = [...ours, ...unclaimed];
-    return eventIds.flatMap((id) => {
-      const record = claimed.has(id) ? records.find((r) => r.eventId === id) : undefined;
-      return record ? [record] : [];
-    });
+    const claimed = new Map([...ours, ...(await this.claim(unclaimed, signer, nonce))].map((r) => [r.eventId, r]));
+    return eventIds.flatMap((id) => claimed.get(id) ?? []);
   }
 
   /** Deletes claimed rows from the pending index (idempotent: a row already gone is fine). */

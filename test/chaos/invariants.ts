@@ -173,35 +173,54 @@ export interface StatusSample {
   bankId: string;
   sampledAt: number;
   overall: string;
+  /** What the app measured, for the report when the sample is a violation. */
+  pipeline?: unknown;
+}
+
+export interface Violation {
+  sample: StatusSample;
+  /** The oldest record that was stuck then: when it was published, accepted and confirmed (ms). */
+  stuck: { eventId: string; publishedAt: number; acceptedAt: number; confirmedAt?: number };
 }
 
 /**
- * Statuses that said `ok` while one of the bank's accepted records had waited past the RecordsUnconfirmed
- * threshold without reaching confirmation depth. Slack covers what a heartbeat cannot know exactly: the
- * harness's poll of the chain (2 s) and enqueue versus send time (3 s).
+ * Status samples taken while one of the bank's accepted records had waited past the RecordsUnconfirmed threshold
+ * without reaching confirmation depth (by the chain's own block times), each with that record. Slack covers what
+ * a heartbeat cannot know exactly: enqueue versus send time, and a record accepted just before the beat (3 s).
+ * A sample in this list that says `ok` is a violation.
  */
-export function okWhileStuck(
+export function samplesWhileStuck(
   samples: StatusSample[],
   published: Published[],
   acceptedAt: Map<string, number>,
   confirmedAt: Map<string, number>
-): StatusSample[] {
+): Violation[] {
   const thresholdMs = (UNCONFIRMED_AGE_SECONDS + 3) * 1000;
-  return samples.filter(
-    (s) =>
-      s.overall === 'ok' &&
-      published.some(({ event, at }) => {
-        if (event.bankId !== s.bankId) return false;
-        const accepted = acceptedAt.get(event.eventId);
-        const confirmed = confirmedAt.get(event.eventId);
-        return (
-          accepted !== undefined &&
-          accepted <= s.sampledAt - 3_000 &&
-          s.sampledAt - at > thresholdMs &&
-          (confirmed === undefined || confirmed > s.sampledAt + 2_000)
-        );
-      })
-  );
+  const stuckSamples: Violation[] = [];
+  for (const sample of samples) {
+    const stuck = published.find(({ event, at }) => {
+      if (event.bankId !== sample.bankId) return false;
+      const accepted = acceptedAt.get(event.eventId);
+      const confirmed = confirmedAt.get(event.eventId);
+      return (
+        accepted !== undefined &&
+        accepted <= sample.sampledAt - 3_000 &&
+        sample.sampledAt - at > thresholdMs &&
+        (confirmed === undefined || confirmed > sample.sampledAt)
+      );
+    });
+    if (stuck)
+      stuckSamples.push({
+        sample,
+        stuck: {
+          eventId: stuck.event.eventId,
+          publishedAt: stuck.at,
+          acceptedAt: acceptedAt.get(stuck.event.eventId)!,
+          confirmedAt: confirmedAt.get(stuck.event.eventId),
+        },
+      });
+  }
+  return stuckSamples;
 }
 
 /** When each bank's outbox accepted each published event (ms), read at the end of a scenario. */
