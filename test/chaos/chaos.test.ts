@@ -41,7 +41,6 @@ const scenarioSeed = (name: string): number => seed ^ createHash('sha256').updat
 
 interface Row {
   scenario: string;
-  seed: number;
   events: number;
   lost: number;
   duplicated: number;
@@ -90,6 +89,7 @@ describe(`chaos (${mode}; seed ${seed}: replay with CHAOS_SEED=${seed})`, () => 
       const confirmedAt = new Map<string, number>();
       const fromBlock = env.stack.info.chain.deployBlock;
       const log = (line: string): void => console.log(`[${scenario.name}] ${line}`);
+      log(`replay: CHAOS_SEED=${seed} npm run chaos -- -t '${scenario.name}'`);
       const ctx: ScenarioContext = {
         env,
         mode,
@@ -192,7 +192,6 @@ describe(`chaos (${mode}; seed ${seed}: replay with CHAOS_SEED=${seed})`, () => 
         const violations = whileStuck.filter((v) => v.sample.overall === 'ok');
         row = {
           scenario: scenario.name,
-          seed: scenarioSeed(scenario.name),
           events: published.length,
           lost: final.lost.length,
           duplicated: final.duplicated.length,
@@ -227,10 +226,12 @@ describe(`chaos (${mode}; seed ${seed}: replay with CHAOS_SEED=${seed})`, () => 
 
 function renderTable(list: Row[]): string {
   const header =
-    '| scenario | events | lost | duplicated | stuck | time to drain | statuses while a record was stuck (ok) | seed |';
+    '| scenario | events | lost | duplicated | stuck | time to drain | statuses while a record was stuck (ok) |';
   const lines = list.map(
     (r) =>
-      `| ${r.scenario} | ${r.events} | ${r.lost} | ${r.duplicated} | ${r.stuck} | ${r.drainSeconds} s | ${r.samplesWhileStuck} (${r.okWhileStuck}) | ${r.seed} |`
+      `| ${r.scenario} | ${r.events} | ${r.lost} | ${r.duplicated} | ${r.stuck} | ${r.drainSeconds} s | ${r.samplesWhileStuck} (${r.okWhileStuck}) |`
   );
-  return [header, '| --- | --- | --- | --- | --- | --- | --- | --- |', ...lines].join('\n') + '\n';
+  return (
+    [`seed ${seed} (${mode})`, '', header, '| --- | --- | --- | --- | --- | --- | --- |', ...lines].join('\n') + '\n'
+  );
 }

@@ -193,6 +193,7 @@ export const SCENARIOS: Scenario[] = [
       await underLoad(ctx, 8, async () => {
         ctx.log('restarting everything');
         await ctx.env.restartAll();
+        await sleep(4_000); // events keep coming to the restarted consortium
       });
     },
   },
