@@ -129,11 +129,12 @@ export const SCENARIOS: Scenario[] = [
     },
   },
   {
-    name: `reorg deeper than the watcher's window (${CHAOS_CHAIN.reorgWindowBlocks + 4} blocks), then rebuild-projections`,
+    name: `reorg deeper than the watcher's window (${2 * CHAOS_CHAIN.reorgWindowBlocks} blocks), then rebuild-projections`,
     short: true,
     async run(ctx) {
-      // Late enough that the blocks it takes away hold batches the watcher had already confirmed.
-      const depth = CHAOS_CHAIN.reorgWindowBlocks + 4;
+      // Late enough that the blocks it takes away hold batches the watcher had already confirmed, and deep enough
+      // to pass below the window however far a busy watcher lags.
+      const depth = 2 * CHAOS_CHAIN.reorgWindowBlocks;
       await underLoad(ctx, 12, () => ctx.env.reorg(depth), CHAOS_CHAIN.confirmations + 4);
       await rebuildHalted(ctx);
     },

@@ -3,6 +3,7 @@ import { Outbox } from '../../shared/storage/outbox';
 import { TABLES } from '../../shared/storage/tables';
 import { runSubmit } from '../../shared/submit/submitter';
 import { rebuildProjections } from '../../shared/watch/rebuild';
+import { readWatcherStatus } from '../../shared/watch/state';
 import { Watcher, WatcherHaltedError, type WatchSettings } from '../../shared/watch/watcher';
 import { recordingTelemetry } from './support/read-path-fixtures';
 import { acceptEvents, chainView, drain, expectExactlyOnce, openRows, testBed, type Bed } from './support/submit-bed';
@@ -106,9 +107,12 @@ describe('the write side follows the chain', () => {
       const first = await acceptEvents(bed, 200);
       await drain(bed, deps);
       await settleAll(bed, watcher, first);
-      // Twelve blocks replaced by empty ones: deeper than the watcher's window of 8, and deeper than our batches.
+      // Blocks replaced by empty ones down to below the watcher's window of 8 (however far it lags), and below
+      // our batches.
       const before = await bed.provider.getTransactionCount(bed.signer.wallet.address, 'latest');
-      await bed.provider.send('anvil_reorg', [12, []]);
+      const checkpoint = (await readWatcherStatus(bed.tables))!.checkpointBlock;
+      const depth = (await bed.provider.getBlockNumber()) - checkpoint + settings.reorgWindowBlocks + 2;
+      await bed.provider.send('anvil_reorg', [depth, []]);
       expect(await bed.provider.getTransactionCount(bed.signer.wallet.address, 'latest')).toBeLessThan(before);
       await expect(watcher.run()).rejects.toBeInstanceOf(WatcherHaltedError);
       const second = await acceptEvents(bed, 50);
