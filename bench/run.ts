@@ -12,7 +12,7 @@ import { connectRegistry, registryInterface, type RegistryRecord } from '../shar
 import type { CreditUpdate } from '../shared/domain/credit-update';
 import { bytes16ToEventId, eventIdToBytes16 } from '../shared/domain/event-id';
 import { encodeRecord } from '../shared/domain/record-codec';
-import { sampleCreditUpdates } from '../shared/domain/sample-events';
+import { sampleCreditUpdates } from '../local/sample-events';
 import { TableStore } from '../shared/storage/tables';
 import { WatcherStateStore } from '../shared/watch/state';
 import { chartSvg, renderPng, type Series } from './chart';

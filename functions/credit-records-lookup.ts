@@ -1,10 +1,17 @@
 import { app, type HttpRequest, type HttpResponseInit } from '@azure/functions';
-import { lookupCreditRecords } from '../shared/watch/read-api';
-import { getCreditRecordReader, getPseudonymizer } from '../shared/watch/wiring';
+import { lookupCreditRecords, NO_STORE } from '../shared/read/requests';
+import { getServices } from '../shared/services';
 
 /** Looks a raw identifier up by its pseudonym, derived here; the raw value is never logged. */
 export async function creditRecordsLookup(request: HttpRequest): Promise<HttpResponseInit> {
-  return lookupCreditRecords(getCreditRecordReader(), getPseudonymizer(), () => request.json(), request.query);
+  const services = getServices();
+  const answer = await lookupCreditRecords(
+    services.reader,
+    (subject) => services.pseudonymize(subject),
+    () => request.json(),
+    request.query
+  );
+  return { status: answer.status, jsonBody: answer.body, headers: NO_STORE };
 }
 
 app.http('creditRecordsLookup', {

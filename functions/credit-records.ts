@@ -1,10 +1,11 @@
 import { app, type HttpRequest, type HttpResponseInit } from '@azure/functions';
-import { getCreditRecords } from '../shared/watch/read-api';
-import { getCreditRecordReader } from '../shared/watch/wiring';
+import { NO_STORE, readCreditRecords } from '../shared/read/requests';
+import { getServices } from '../shared/services';
 
 /** A subject's current records from every bank, with provenance; ?verify=true checks them against the contract. */
 export async function creditRecords(request: HttpRequest): Promise<HttpResponseInit> {
-  return getCreditRecords(getCreditRecordReader(), request.params.subjectRef ?? '', request.query);
+  const answer = await readCreditRecords(getServices().reader, request.params.subjectRef ?? '', request.query);
+  return { status: answer.status, jsonBody: answer.body, headers: NO_STORE };
 }
 
 app.http('creditRecords', {

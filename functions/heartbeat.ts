@@ -1,11 +1,10 @@
 import { app, type InvocationContext, type Timer } from '@azure/functions';
 import { getConfig } from '../shared/config';
-import { getHeartbeat } from '../shared/ops/wiring';
-import { getRuntime } from '../shared/runtime';
+import { getServices } from '../shared/services';
 
 /** Probes every validator, sends availability/metrics/events, evaluates alerts, keeps a sample for /api/status. */
 export async function heartbeat(_timer: Timer, context: InvocationContext): Promise<void> {
-  const result = await getHeartbeat(getRuntime()).beat();
+  const result = await getServices().heartbeat.beat();
   const down = result.sample.validators.filter((v) => v.status === 'down').map((v) => v.name);
   const firing = result.alerts.filter((a) => a.state === 'firing').map((a) => `${a.rule}(${a.subject})`);
   context.log(

@@ -1,9 +1,6 @@
 import { app, type InvocationContext, type ServiceBusQueueFunctionOptions } from '@azure/functions';
 import { CREDIT_UPDATES_QUEUE } from '../shared/domain/credit-update';
-import { ingestDeps, ingestMessage, type IngestDeps } from '../shared/ingest';
-import { getRuntime } from '../shared/runtime';
-
-let deps: IngestDeps | undefined;
+import { getServices } from '../shared/services';
 
 /** One credit-update message: settled when accepted, a duplicate or rejected; a throw means "deliver again". */
 export async function ingest(body: unknown, context: InvocationContext): Promise<void> {
@@ -17,8 +14,7 @@ export async function ingest(body: unknown, context: InvocationContext): Promise
   // Never the body: it may hold a raw subject identifier.
   const fields = { messageId: message.messageId, deliveryCount: message.deliveryCount, bodySize: message.body.length };
   try {
-    deps ??= ingestDeps(getRuntime());
-    const result = await ingestMessage(deps, message);
+    const result = await getServices().ingest(message);
     context.log(JSON.stringify({ event: 'ingest', ...fields, ...result }));
   } catch (err) {
     context.warn(JSON.stringify({ event: 'ingest', ...fields, outcome: 'retry', error: (err as Error).message }));

@@ -4,7 +4,7 @@ import { TableClient } from '@azure/data-tables';
 import { id as topicOf, JsonRpcProvider } from 'ethers';
 import { bytes32ToBankId } from '../shared/chain/registry';
 import { CREDIT_UPDATES_QUEUE, type CreditUpdate } from '../shared/domain/credit-update';
-import { sampleCreditUpdates } from '../shared/domain/sample-events';
+import { sampleCreditUpdates } from './sample-events';
 import { TABLES, type TableName } from '../shared/storage/tables';
 import { LocalServiceBusQueue } from './host/service-bus-queue';
 import { spawnFunctionHost, type RunningHost } from './host/spawn';

@@ -5,6 +5,31 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { TelemetryClient } from 'applicationinsights';
 import type { TokenCredential } from '@azure/core-auth';
 
+export type TelemetryKind = 'metric' | 'event' | 'availability';
+
+/** One name the app sends, documented; shared/telemetry-catalogue.ts lists every service's. */
+export interface TelemetryName {
+  name: string;
+  kind: TelemetryKind;
+  /** Unit of a metric's value, or the properties of an event. */
+  unit: string;
+  /** Custom dimensions (metrics) or properties (events, availability). */
+  dimensions: string[];
+  emittedBy: string;
+  meaning: string;
+}
+
+export function telemetryName(
+  emittedBy: string,
+  name: string,
+  kind: TelemetryKind,
+  unit: string,
+  dimensions: string[],
+  meaning: string
+): TelemetryName {
+  return { name, kind, unit, dimensions, emittedBy, meaning };
+}
+
 /** The only way app code emits telemetry: custom metrics, events, availability results and exceptions. */
 export interface Telemetry {
   metric(name: string, value: number, dimensions?: Record<string, string>): void;

@@ -1,4 +1,4 @@
-// Azure Monitor alert rules on the telemetry the app emits (names from shared/ops/telemetry-names.ts) and on
+// Azure Monitor alert rules on the telemetry the app emits (names from shared/telemetry-catalogue.ts) and on
 // two Service Bus platform metrics. Thresholds are the same parameters the app's own evaluator gets as
 // ALERT_* settings (shared/ops/alerts.ts), so the local stack and Azure raise the same alerts.
 

@@ -51,7 +51,7 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: appInsightsName
 }
 
-// Key Vault Crypto User on the signer KEY only: keys/read (getKey) and sign (shared/signing/key-vault-signer.ts).
+// Key Vault Crypto User on the signer KEY only: keys/read (getKey) and sign (shared/keyvault/key-vault-signer.ts).
 resource keyCryptoUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(signerKey.id, principalId, '12338af0-0e69-4776-bea7-57ae8d297424')
   scope: signerKey

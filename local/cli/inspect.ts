@@ -2,7 +2,7 @@ import type { QueueClient } from '@azure/storage-queue';
 import { CREDIT_UPDATES_QUEUE } from '../../shared/domain/credit-update';
 import { Rejections } from '../../shared/storage/rejections';
 import { TableStore } from '../../shared/storage/tables';
-import type { SubjectRecords } from '../../shared/watch/read-model';
+import type { SubjectRecords } from '../../shared/read/read-model';
 import { LocalServiceBusQueue, type MessageEnvelope } from '../host/service-bus-queue';
 import { callApp, localBank, print, UsageError, type LocalBank } from './common';
 

@@ -4,7 +4,7 @@ import { createInterface } from 'node:readline';
 import { DefaultAzureCredential } from '@azure/identity';
 import { ServiceBusClient } from '@azure/service-bus';
 import { CREDIT_UPDATES_QUEUE } from '../../shared/domain/credit-update';
-import { sampleCreditUpdates } from '../../shared/domain/sample-events';
+import { sampleCreditUpdates } from '../sample-events';
 import { parseCreditUpdate } from '../../shared/domain/validate';
 import { LocalServiceBusQueue } from '../host/service-bus-queue';
 import { localBank, localStack, localTable, print, TABLES, UsageError, type LocalBank } from './common';

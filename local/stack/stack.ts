@@ -5,7 +5,7 @@ import { KeyClient } from '@azure/keyvault-keys';
 import { SecretClient } from '@azure/keyvault-secrets';
 import { randomBytes } from 'node:crypto';
 import { localStackCredential } from '../../shared/identity';
-import { ethereumAddressFromJwk } from '../../shared/signing/address';
+import { ethereumAddressFromJwk } from '../../shared/keyvault/address';
 import { startAnvil, type Anvil } from './anvil';
 import { startAppInsightsStandIn, type AppInsightsStandIn } from './appinsights';
 import { startAzuritePerAccount, type Azurite } from './azurite';

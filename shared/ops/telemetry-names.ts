@@ -1,27 +1,6 @@
-import { INGEST_TELEMETRY } from '../ingest';
-import { SIGN_CALLS_METRIC, SIGN_LATENCY_METRIC, SIGN_THROTTLED_METRIC } from '../signing/key-vault-signer';
-import { SUBMIT_EVENTS, SUBMIT_METRICS } from '../submit/submitter';
-import { WATCH_EVENTS, WATCH_METRICS } from '../watch/telemetry-names';
+import { telemetryName, type TelemetryName } from '../telemetry';
 
-/**
- * Every custom metric, event and availability test the app sends to Application Insights, in one place, so
- * dashboards, alert rules (infra) and the README table all use the same names. The README table is generated
- * from this module (`renderTelemetryTable()`); a unit test fails when they drift apart.
- */
-
-export type TelemetryKind = 'metric' | 'event' | 'availability';
-
-export interface TelemetryName {
-  name: string;
-  kind: TelemetryKind;
-  /** Unit of a metric's value, or the properties of an event. */
-  unit: string;
-  /** Custom dimensions (metrics) or properties (events, availability). */
-  dimensions: string[];
-  emittedBy: string;
-  meaning: string;
-}
-
+/** Telemetry the heartbeat sends. */
 export const METRICS = {
   validatorHead: 'validator.head',
   validatorLag: 'validator.lagBlocks',
@@ -58,7 +37,7 @@ export const availabilityName = (validator: string): string => `validator ${vali
 const HEARTBEAT = 'heartbeat';
 
 /** What the heartbeat itself sends. */
-export const OPS_TELEMETRY: TelemetryName[] = [
+export const HEARTBEAT_NAMES: TelemetryName[] = [
   {
     name: availabilityName('<host:port>'),
     kind: 'availability',
@@ -93,98 +72,10 @@ export const OPS_TELEMETRY: TelemetryName[] = [
   e(EVENTS.alertResolved, ['rule', 'subject', 'value', 'threshold'], 'an alert rule stopped firing'),
 ];
 
-/** Names the write path (ingest, submit, the Key Vault signer) sends, from the modules that send them. */
-export const WRITE_PATH_TELEMETRY: TelemetryName[] = [
-  at('ingest', INGEST_TELEMETRY.accepted, 'metric', 'events', [], '1 per event that entered the outbox'),
-  at('ingest', INGEST_TELEMETRY.duplicate, 'metric', 'events', [], '1 per event id the outbox already held'),
-  at('ingest', INGEST_TELEMETRY.rejected, 'metric', 'messages', ['code'], '1 per message rejected for good'),
-  at('ingest', INGEST_TELEMETRY.rejectedEvent, 'event', '—', ['code', 'messageId'], 'a message was rejected'),
-  at('submit', SUBMIT_METRICS.batches, 'metric', 'transactions', [], '1 per new batch transaction'),
-  at('submit', SUBMIT_METRICS.recordsPerTx, 'metric', 'records', [], 'records in each new transaction'),
-  at('submit', SUBMIT_METRICS.inFlight, 'metric', 'transactions', [], 'batches broadcast and not yet mined'),
-  at('submit', SUBMIT_METRICS.rebroadcasts, 'metric', 'transactions', [], '1 per rebroadcast of an unmined batch'),
-  at('submit', SUBMIT_METRICS.feeBumps, 'metric', 'transactions', [], '1 per replacement with higher fees'),
-  at('submit', SUBMIT_METRICS.failures, 'metric', 'broadcasts', ['kind'], 'broadcasts every endpoint refused'),
-  at(
-    'submit',
-    SUBMIT_EVENTS.batchAbandoned,
-    'event',
-    '—',
-    ['signer', 'nonce', 'reason'],
-    'a batch reverted or lost its nonce; its events are pending again'
-  ),
-  at(
-    'submit',
-    SUBMIT_EVENTS.batchOrphaned,
-    'event',
-    '—',
-    ['signer', 'nonce', 'txHash', 'block'],
-    'the receipt of a mined batch vanished (a reorg); it is sent again'
-  ),
-  at('submit', SUBMIT_EVENTS.nonceGapFilled, 'event', '—', ['signer', 'nonce', 'records'], 'a nonce gap was filled'),
-  at(
-    'submit',
-    SUBMIT_EVENTS.feeLimitReached,
-    'event',
-    '—',
-    ['signer', 'nonce', 'limit'],
-    'a stuck batch reached the fee cap or bump count'
-  ),
-  at('submit', SUBMIT_EVENTS.submitHeld, 'event', '—', ['signer', 'reason'], 'new batches wait: the chain disagrees'),
-  at('submit', SIGN_CALLS_METRIC, 'metric', 'calls', ['key', 'outcome'], '1 per Key Vault sign call'),
-  at('submit', SIGN_LATENCY_METRIC, 'metric', 'ms', ['key'], 'a sign call, including waits and retries'),
-  at('submit', SIGN_THROTTLED_METRIC, 'metric', 'responses', ['key', 'operation'], '1 per 429 from Key Vault'),
-];
-
-/**
- * Names the read path (watcher) sends, from its own module so a rename there shows up here. The heartbeat
- * does not repeat projection lag as a metric: it reads the watcher's checkpoint for /api/status instead.
- */
-export const READ_PATH_TELEMETRY: TelemetryName[] = [
-  w(WATCH_METRICS.blocksProcessed, 'metric', 'blocks', [], 'blocks projected in a run'),
-  w(WATCH_METRICS.recordsProjected, 'metric', 'records', [], 'CreditRecordUpdated logs projected in a run'),
-  w(WATCH_METRICS.projectionLagBlocks, 'metric', 'blocks', [], 'chain head minus the last projected block'),
-  w(WATCH_METRICS.projectionLagSeconds, 'metric', 's', [], 'now minus the time of the last projected block'),
-  w(WATCH_METRICS.endToEndLatencyMs, 'metric', 'ms', ['status'], "this bank's records: projected minus enqueued"),
-  w(WATCH_METRICS.reorgs, 'metric', 'reorgs', ['depth'], '1 per reorg undone'),
-  w(WATCH_METRICS.reorgDepth, 'metric', 'blocks', [], 'blocks undone by a reorg'),
-  w(WATCH_EVENTS.reorgDetected, 'event', '—', ['ancestor', 'tip', 'depth'], 'a reorg within the window was undone'),
-  w(WATCH_EVENTS.watcherHalted, 'event', '—', ['reason'], 'the watcher stopped: a reorg deeper than its window'),
-];
-
-export const ALL_TELEMETRY: TelemetryName[] = [...OPS_TELEMETRY, ...WRITE_PATH_TELEMETRY, ...READ_PATH_TELEMETRY];
-
-/** The README's telemetry table (markdown), generated from this module. */
-export function renderTelemetryTable(entries: TelemetryName[] = ALL_TELEMETRY): string {
-  const rows = [
-    ['name', 'kind', 'unit', 'dimensions', 'emitted by', 'meaning'],
-    ...entries.map((t) => [`\`${t.name}\``, t.kind, t.unit, t.dimensions.join(', ') || '—', t.emittedBy, t.meaning]),
-  ].map((cells) => cells.map((c) => c.replace(/\|/g, '\\|')));
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]): string => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
-  const separator = `| ${widths.map((w) => '-'.repeat(w)).join(' | ')} |`;
-  return [line(rows[0]!), separator, ...rows.slice(1).map(line)].join('\n') + '\n';
-}
-
 function m(name: string, unit: string, dimensions: string[], meaning: string): TelemetryName {
-  return { name, kind: 'metric', unit, dimensions, emittedBy: HEARTBEAT, meaning };
+  return telemetryName(HEARTBEAT, name, 'metric', unit, dimensions, meaning);
 }
 
 function e(name: string, properties: string[], meaning: string): TelemetryName {
-  return { name, kind: 'event', unit: '—', dimensions: properties, emittedBy: HEARTBEAT, meaning };
-}
-
-function w(name: string, kind: TelemetryKind, unit: string, dimensions: string[], meaning: string): TelemetryName {
-  return at('watch', name, kind, unit, dimensions, meaning);
-}
-
-function at(
-  emittedBy: string,
-  name: string,
-  kind: TelemetryKind,
-  unit: string,
-  dimensions: string[],
-  meaning: string
-): TelemetryName {
-  return { name, kind, unit, dimensions, emittedBy, meaning };
+  return telemetryName(HEARTBEAT, name, 'event', '—', properties, meaning);
 }

@@ -5,9 +5,10 @@ import type { Config } from '../config';
 import { eventIdToBytes16 } from '../domain/event-id';
 import { BatchConflictError, MAX_RECORDS_PER_BATCH, type Batches, type BatchRow } from '../storage/batches';
 import type { Outbox, PendingRecord } from '../storage/outbox';
-import type { TransactionSigner } from '../signing/transaction-signer';
+import type { TransactionSigner } from '../keyvault/transaction-signer';
 import type { Telemetry } from '../telemetry';
 import { broadcast, findReceipt } from './broadcast';
+import { SUBMIT_EVENTS, SUBMIT_METRICS } from './telemetry-names';
 import { bumpFees, feeFields, feeModelOf, maxFeePerGas, readFeeModel, type FeeModel } from './fees';
 import { noncePlan, readChainNonces, RECENT_ROWS_LIMIT, type ChainNonces, type NoncePlan } from './reconcile';
 
@@ -48,22 +49,6 @@ export interface SubmitReport {
   /** Why no new batch was started this run although records may be pending. */
   held?: string;
 }
-
-export const SUBMIT_METRICS = {
-  batches: 'submit.batches',
-  recordsPerTx: 'submit.recordsPerTx',
-  inFlight: 'submit.inFlight',
-  rebroadcasts: 'submit.rebroadcasts',
-  feeBumps: 'submit.feeBumps',
-  failures: 'submit.failures',
-} as const;
-export const SUBMIT_EVENTS = {
-  batchAbandoned: 'BatchAbandoned',
-  batchOrphaned: 'BatchOrphaned',
-  nonceGapFilled: 'NonceGapFilled',
-  feeLimitReached: 'FeeLimitReached',
-  submitHeld: 'SubmitHeld',
-} as const;
 
 /** Gas of one new record (measured: ~26.1k) with room for calldata variance, and of the transaction around it. */
 const GAS_PER_RECORD = 27_000;

@@ -1,3 +1,5 @@
+import { telemetryName, type TelemetryName } from '../telemetry';
+
 /** Telemetry the watcher sends (Application Insights customMetrics / customEvents names). */
 export const WATCH_METRICS = {
   /** Blocks projected in a run. */
@@ -22,3 +24,61 @@ export const WATCH_EVENTS = {
   /** The watcher stopped: a reorg deeper than its window (property: reason). Sent on every run until rebuilt. */
   watcherHalted: 'WatcherHalted',
 } as const;
+
+/**
+ * What each name means. The heartbeat does not repeat projection lag as a metric: it reads the watcher's
+ * checkpoint for /api/status instead.
+ */
+export const WATCH_NAMES: TelemetryName[] = [
+  telemetryName('watch', WATCH_METRICS.blocksProcessed, 'metric', 'blocks', [], 'blocks projected in a run'),
+  telemetryName(
+    'watch',
+    WATCH_METRICS.recordsProjected,
+    'metric',
+    'records',
+    [],
+    'CreditRecordUpdated logs projected in a run'
+  ),
+  telemetryName(
+    'watch',
+    WATCH_METRICS.projectionLagBlocks,
+    'metric',
+    'blocks',
+    [],
+    'chain head minus the last projected block'
+  ),
+  telemetryName(
+    'watch',
+    WATCH_METRICS.projectionLagSeconds,
+    'metric',
+    's',
+    [],
+    'now minus the time of the last projected block'
+  ),
+  telemetryName(
+    'watch',
+    WATCH_METRICS.endToEndLatencyMs,
+    'metric',
+    'ms',
+    ['status'],
+    "this bank's records: projected minus enqueued"
+  ),
+  telemetryName('watch', WATCH_METRICS.reorgs, 'metric', 'reorgs', ['depth'], '1 per reorg undone'),
+  telemetryName('watch', WATCH_METRICS.reorgDepth, 'metric', 'blocks', [], 'blocks undone by a reorg'),
+  telemetryName(
+    'watch',
+    WATCH_EVENTS.reorgDetected,
+    'event',
+    '—',
+    ['ancestor', 'tip', 'depth'],
+    'a reorg within the window was undone'
+  ),
+  telemetryName(
+    'watch',
+    WATCH_EVENTS.watcherHalted,
+    'event',
+    '—',
+    ['reason'],
+    'the watcher stopped: a reorg deeper than its window'
+  ),
+];

@@ -5,7 +5,7 @@ import { JsonRpcProvider } from 'ethers';
 import { spawnFunctionHost, type RunningHost } from '../../local/host/spawn';
 import { LocalServiceBusQueue } from '../../local/host/service-bus-queue';
 import { bankSettings, startStack, type Stack } from '../../local/stack/stack';
-import { sampleCreditUpdates } from '../../shared/domain/sample-events';
+import { sampleCreditUpdates } from '../../local/sample-events';
 import type { CreditUpdate } from '../../shared/domain/credit-update';
 import type { StatusReport } from '../../shared/ops/status';
 import { TableStore } from '../../shared/storage/tables';

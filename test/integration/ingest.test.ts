@@ -6,7 +6,7 @@ import { LocalServiceBusQueue, toBodyBuffer, type MessageEnvelope } from '../../
 import { bankSettings, PSEUDONYMIZATION_SECRET_NAME, startStack, type Stack } from '../../local/stack/stack';
 import { decodeRecord } from '../../shared/domain/record-codec';
 import { localStackCredential } from '../../shared/identity';
-import { INGEST_TELEMETRY } from '../../shared/ingest';
+import { INGEST_TELEMETRY } from '../../shared/ingest/telemetry-names';
 import { Outbox } from '../../shared/storage/outbox';
 import { Rejections } from '../../shared/storage/rejections';
 import { TABLES, TableStore } from '../../shared/storage/tables';

@@ -29,12 +29,10 @@ import {
   KeyVaultSigner,
   KeyVaultSignerError,
   KeyVaultSigningKey,
-  SIGN_CALLS_METRIC,
-  SIGN_LATENCY_METRIC,
-  SIGN_THROTTLED_METRIC,
   createKeyVaultSigner,
   type KeyVaultSigningKeyOptions,
-} from '../../shared/signing/key-vault-signer';
+} from '../../shared/keyvault/key-vault-signer';
+import { SIGN_CALLS_METRIC, SIGN_LATENCY_METRIC, SIGN_THROTTLED_METRIC } from '../../shared/keyvault/telemetry-names';
 import type { Telemetry } from '../../shared/telemetry';
 
 const N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;

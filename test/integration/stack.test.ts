@@ -4,7 +4,7 @@ import { KeyClient } from '@azure/keyvault-keys';
 import { JsonRpcProvider } from 'ethers';
 import { connectRegistry, readMembers } from '../../shared/chain/registry';
 import { localStackCredential } from '../../shared/identity';
-import { ethereumAddressFromJwk } from '../../shared/signing/address';
+import { ethereumAddressFromJwk } from '../../shared/keyvault/address';
 import { startAnvil } from '../../local/stack/anvil';
 import { startAzurite } from '../../local/stack/azurite';
 import { startKeyVaultStandIn } from '../../local/stack/keyvault';

@@ -5,7 +5,7 @@ import { LocalServiceBusQueue } from '../../local/host/service-bus-queue';
 import { bankSettings, startStack, type Stack } from '../../local/stack/stack';
 import { registryInterface } from '../../shared/chain/registry';
 import { bytes16ToEventId } from '../../shared/domain/event-id';
-import { sampleCreditUpdates } from '../../shared/domain/sample-events';
+import { sampleCreditUpdates } from '../../local/sample-events';
 
 /**
  * The whole write path on the local stack with 2 s blocks: events on the bank's queue, the real Function App in

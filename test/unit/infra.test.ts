@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { ConfigError, loadConfig } from '../../shared/config';
 import { CREDIT_UPDATES_QUEUE } from '../../shared/domain/credit-update';
 import { ALERT_RULES } from '../../shared/ops/alerts';
-import { ALL_TELEMETRY } from '../../shared/ops/telemetry-names';
+import { ALL_TELEMETRY } from '../../shared/telemetry-catalogue';
 
 /**
  * infra/ against the code, by plain text parsing (no Bicep compiler here): the settings the config module

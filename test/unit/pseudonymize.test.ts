@@ -3,11 +3,11 @@ import type { TokenCredential } from '@azure/core-auth';
 import type { RawSubject } from '../../shared/domain/credit-update';
 import {
   canonicalSubject,
-  loadPseudonymizationKey,
   normalizeSubjectValue,
   parsePseudonymizationKey,
   subjectRef,
 } from '../../shared/domain/pseudonymize';
+import { loadPseudonymizationKey } from '../../shared/keyvault/pseudonymization-key';
 
 const KEY_HEX = '000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f';
 const KEY = Buffer.from(KEY_HEX, 'hex');

@@ -1,5 +1,5 @@
 import { parseCreditUpdate } from '../../shared/domain/validate';
-import { sampleCreditUpdates } from '../../shared/domain/sample-events';
+import { sampleCreditUpdates } from '../../local/sample-events';
 
 describe('sample credit updates', () => {
   it('are all valid, unique by event id, with growing sequences per subject', () => {

@@ -7,8 +7,9 @@ import {
   randomBytes,
   type TransactionRequest,
 } from 'ethers';
-import { toEthereumSignature } from '../../shared/signing/key-vault-signer';
-import { LocalTransactionSigner, unsignedTransaction } from '../../shared/signing/transaction-signer';
+import { toEthereumSignature } from '../../shared/keyvault/key-vault-signer';
+import { unsignedTransaction } from '../../shared/keyvault/transaction-signer';
+import { LocalTransactionSigner } from '../support/local-signer';
 
 const N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
 const word = (x: bigint) => getBytes(`0x${x.toString(16).padStart(64, '0')}`);

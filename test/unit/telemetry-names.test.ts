@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ALL_TELEMETRY, EVENTS, METRICS, renderTelemetryTable } from '../../shared/ops/telemetry-names';
+import { EVENTS, METRICS } from '../../shared/ops/telemetry-names';
+import { ALL_TELEMETRY, renderTelemetryTable } from '../../shared/telemetry-catalogue';
 
 const normalize = (table: string): string[] =>
   table

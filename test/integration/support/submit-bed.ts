@@ -13,7 +13,7 @@ import { Batches, type BatchRow } from '../../../shared/storage/batches';
 import { Outbox } from '../../../shared/storage/outbox';
 import { TableStore } from '../../../shared/storage/tables';
 import { createTelemetry } from '../../../shared/telemetry';
-import { LocalTransactionSigner } from '../../../shared/signing/transaction-signer';
+import { LocalTransactionSigner } from '../../support/local-signer';
 import { runSubmit, type SubmitDeps } from '../../../shared/submit/submitter';
 
 /** The test-only local signer over a generated wallet, counting signatures (the Key Vault signer has its own tests). */

@@ -4,7 +4,6 @@ import {
   getAddress,
   resolveAddress,
   resolveProperties,
-  type BaseWallet,
   type NameResolver,
   type TransactionLike,
   type TransactionRequest,
@@ -49,28 +48,4 @@ export async function unsignedTransaction(
   }
   if (tx.nonce == null) throw new Error('the transaction has no nonce: set it explicitly');
   return Transaction.from(tx as TransactionLike<string>);
-}
-
-/**
- * A TransactionSigner over an in-process private key, for tests and local tools only. It is a separate,
- * explicitly named export that must be handed a wallet: production code never constructs one, and
- * `createKeyVaultSigner` never returns one, so there is no path that falls back to a local key.
- */
-export class LocalTransactionSigner implements TransactionSigner {
-  // A private field, not a property, so logging the signer never prints the wallet (and its key).
-  readonly #wallet: BaseWallet;
-
-  constructor(wallet: BaseWallet) {
-    this.#wallet = wallet;
-  }
-
-  async getAddress(): Promise<string> {
-    return this.#wallet.address;
-  }
-
-  async signTransaction(request: TransactionRequest): Promise<string> {
-    const tx = await unsignedTransaction(request, this.#wallet.address, this.#wallet.provider);
-    tx.signature = this.#wallet.signingKey.sign(tx.unsignedHash);
-    return tx.serialized;
-  }
 }

@@ -2,7 +2,7 @@ import { toBeHex } from 'ethers';
 import type { Chain } from '../chain/provider';
 import { bankIdToBytes32, connectRegistry } from '../chain/registry';
 import { odata, TABLES, type TableStore } from '../storage/tables';
-import { readWatcherStatus } from './state';
+import { readWatcherStatus } from '../watch/state';
 
 /** A subject reference as the chain holds it: bytes32 hex, the keyed-HMAC pseudonym (never a raw identifier). */
 const SUBJECT_REF = /^0x[0-9a-fA-F]{64}$/;

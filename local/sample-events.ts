@@ -1,5 +1,5 @@
 import { randomInt, randomUUID } from 'node:crypto';
-import { CREDIT_UPDATE_SPEC, type CreditUpdate } from './credit-update';
+import { CREDIT_UPDATE_SPEC, type CreditUpdate } from '../shared/domain/credit-update';
 
 /**
  * Realistic, valid credit-update v1 events for testing an integration: synthetic Swedish-style personal numbers

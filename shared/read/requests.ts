@@ -1,17 +1,22 @@
-import type { HttpResponseInit } from '@azure/functions';
 import type { RawSubject } from '../domain/credit-update';
 import { parseSubjectRef, type CreditRecordReader } from './read-model';
 
 /**
- * The read API's HTTP mapping (the functions in functions/ only pass the request in). Every answer is
- * `Cache-Control: no-store`: credit data must not linger in shared caches or browser history.
+ * The read API's requests and answers, free of any HTTP library: each call returns a status and a JSON body,
+ * which the functions in functions/ hand to the host. Bad input is a 400 whose message names the problem.
  */
 
-const NO_STORE = { 'Cache-Control': 'no-store' };
+/** Every read answer carries this: credit data must not linger in shared caches or browser history. */
+export const NO_STORE = { 'Cache-Control': 'no-store' } as const;
+
+export interface ReadAnswer {
+  status: 200 | 400 | 404;
+  body: unknown;
+}
 
 export class BadRequest extends Error {}
 
-const json = (status: number, body: unknown): HttpResponseInit => ({ status, jsonBody: body, headers: NO_STORE });
+const json = (status: ReadAnswer['status'], body: unknown): ReadAnswer => ({ status, body });
 
 function flag(query: URLSearchParams, name: string): boolean {
   const raw = query.get(name);
@@ -20,11 +25,7 @@ function flag(query: URLSearchParams, name: string): boolean {
   throw new BadRequest(`query parameter ${name} must be true or false, got ${JSON.stringify(raw)}`);
 }
 
-async function answer(
-  reader: CreditRecordReader,
-  subjectRef: string,
-  query: URLSearchParams
-): Promise<HttpResponseInit> {
+async function answer(reader: CreditRecordReader, subjectRef: string, query: URLSearchParams): Promise<ReadAnswer> {
   const result = await reader.read(subjectRef, { verify: flag(query, 'verify'), history: flag(query, 'history') });
   return result
     ? json(200, result)
@@ -32,11 +33,11 @@ async function answer(
 }
 
 /** GET /api/credit-records/{subjectRef}[?verify=true][&history=true] */
-export async function getCreditRecords(
+export async function readCreditRecords(
   reader: CreditRecordReader,
   rawRef: string,
   query: URLSearchParams
-): Promise<HttpResponseInit> {
+): Promise<ReadAnswer> {
   try {
     const subjectRef = parseSubjectRef(rawRef);
     if (!subjectRef) {
@@ -84,7 +85,7 @@ export async function lookupCreditRecords(
   pseudonymize: (subject: RawSubject) => Promise<string>,
   readBody: () => Promise<unknown>,
   query: URLSearchParams
-): Promise<HttpResponseInit> {
+): Promise<ReadAnswer> {
   try {
     let body: unknown;
     try {

@@ -22,14 +22,8 @@ import type { Config, Environment } from '../config';
 import { keyVaultClientOptions } from '../identity';
 import type { Telemetry } from '../telemetry';
 import { ethereumAddressFromJwk } from './address';
+import { SIGN_CALLS_METRIC, SIGN_LATENCY_METRIC, SIGN_THROTTLED_METRIC } from './telemetry-names';
 import { unsignedTransaction, type TransactionSigner } from './transaction-signer';
-
-/** One per sign call (dimension outcome: ok | error). */
-export const SIGN_CALLS_METRIC = 'keyvault.sign.calls';
-/** Whole sign call: key read on first use, waiting for a slot, retries. */
-export const SIGN_LATENCY_METRIC = 'keyvault.sign.latencyMs';
-/** One per 429 the vault answered, retried or not. */
-export const SIGN_THROTTLED_METRIC = 'keyvault.sign.throttled';
 
 const SECP256K1_N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
 const SECP256K1_HALF_N = SECP256K1_N >> 1n;

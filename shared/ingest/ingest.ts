@@ -1,30 +1,18 @@
-import type { Config } from './config';
-import { isPseudonymous, type CreditUpdate } from './domain/credit-update';
-import { loadPseudonymizationKey, subjectRef } from './domain/pseudonymize';
-import { encodeRecord } from './domain/record-codec';
-import { parseCreditUpdate, type RejectionCode } from './domain/validate';
-import type { Runtime } from './runtime';
-import { Outbox } from './storage/outbox';
-import { Rejections } from './storage/rejections';
-import type { Telemetry } from './telemetry';
+import type { Config } from '../config';
+import { isPseudonymous, type CreditUpdate } from '../domain/credit-update';
+import { subjectRef } from '../domain/pseudonymize';
+import { encodeRecord } from '../domain/record-codec';
+import { parseCreditUpdate, type RejectionCode } from '../domain/validate';
+import type { Outbox } from '../storage/outbox';
+import type { Rejections } from '../storage/rejections';
+import type { Telemetry } from '../telemetry';
+import { INGEST_TELEMETRY } from './telemetry-names';
 
 /**
  * The ingest service: one credit-update message in, one settled outcome out. A message that can never
  * succeed is recorded as a rejection and settled; anything transient (storage, Key Vault) throws, so the
  * broker redelivers it and finally dead-letters it. Accepting is idempotent by event id (the outbox).
  */
-
-/** Telemetry names the ingest path emits (metrics carry the value 1 per message). */
-export const INGEST_TELEMETRY = {
-  /** Metric: an event entered the outbox. */
-  accepted: 'ingest.accepted',
-  /** Metric: an event id the outbox already held (republished or redelivered). */
-  duplicate: 'ingest.duplicate',
-  /** Metric, dimension {code}: a message rejected for good. */
-  rejected: 'ingest.rejected',
-  /** Event, properties {code, messageId}: one per rejected message. */
-  rejectedEvent: 'EventRejected',
-} as const;
 
 export interface IngestDeps {
   config: Pick<Config, 'bankId'>;
@@ -46,16 +34,6 @@ export interface IngestMessage {
 export type IngestResult =
   | { outcome: 'accepted' | 'duplicate'; eventId: string }
   | { outcome: 'rejected'; code: RejectionCode; reason: string; eventId?: string };
-
-export function ingestDeps(runtime: Runtime): IngestDeps {
-  return {
-    config: runtime.config,
-    outbox: new Outbox(runtime.tables),
-    rejections: new Rejections(runtime.tables),
-    telemetry: runtime.telemetry,
-    pseudonymizationKey: () => loadPseudonymizationKey(runtime.config, runtime.credential),
-  };
-}
 
 export async function ingestMessage(deps: IngestDeps, message: IngestMessage): Promise<IngestResult> {
   const now = new Date();
