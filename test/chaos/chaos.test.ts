@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { CHAOS_CHAIN, ChaosConsortium, type Published } from './harness';
 import {
   acceptedTimes,
+  drained,
   samplesWhileStuck,
   readChain,
   tablesAgainstChain,
@@ -154,19 +155,21 @@ describe(`chaos (${mode}; seed ${seed}: replay with CHAOS_SEED=${seed})`, () => 
         // Drain: every event on chain at depth, every bank's tables agreeing with it.
         let problems: string[] = [];
         const stuck = new Set<string>();
+        const settled = new Set<string>();
         for (;;) {
           view = await readChain(env.provider, env.stack.info.chain.registryAddress, fromBlock);
+          const timedOut = Date.now() - faultOver > DRAIN_TIMEOUT_MS;
+          if (!timedOut && !(await drained(env, view, published, settled))) {
+            await sleep(1_000);
+            continue;
+          }
           const checks = await Promise.all(
             env.bankIds.map((bankId) => tablesAgainstChain(env, bankId, view!, published))
           );
           problems = checks.flatMap((c) => c.problems);
           stuck.clear();
           for (const c of checks) for (const id of c.stuck) stuck.add(id);
-          if (
-            (tally(view, published).lost.length === 0 && problems.length === 0) ||
-            Date.now() - faultOver > DRAIN_TIMEOUT_MS
-          )
-            break;
+          if ((tally(view, published).lost.length === 0 && problems.length === 0) || timedOut) break;
           await sleep(1_000);
         }
         const drainSeconds = (Date.now() - faultOver) / 1000;

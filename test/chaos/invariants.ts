@@ -81,6 +81,33 @@ export function tally(view: ChainView, published: Published[]): Tally {
   return { lost, duplicated };
 }
 
+/**
+ * The cheap signs that the pipeline has drained, polled every second before the full comparison: every event on
+ * chain, every bank's watcher past the last record, and every bank's own events settled in its outbox. `settled`
+ * carries the events already seen settled between polls, so each poll reads only the rest.
+ */
+export async function drained(
+  env: ChaosConsortium,
+  view: ChainView,
+  published: Published[],
+  settled: Set<string>
+): Promise<boolean> {
+  if (tally(view, published).lost.length > 0) return false;
+  const lastLogBlock = Math.max(-1, ...[...view.byEvent.values()].flat().map((l) => l.blockNumber));
+  for (const bankId of env.bankIds) {
+    const tables = env.tables(bankId);
+    if (((await readWatcherStatus(tables))?.checkpointBlock ?? -1) < lastLogBlock) return false;
+    const outbox = new Outbox(tables);
+    for (const { event } of published.filter((p) => p.event.bankId === bankId && !settled.has(p.event.eventId))) {
+      const log = view.byEvent.get(event.eventId)![0]!;
+      const row = await outbox.get(event.eventId);
+      if (row?.status !== (log.kind === 'updated' ? 'confirmed' : 'skipped') || row.txHash !== log.txHash) return false;
+      settled.add(event.eventId);
+    }
+  }
+  return true;
+}
+
 export interface TableCheck {
   /** What differs from the chain; empty when the bank's tables agree with it. */
   problems: string[];
