@@ -11,7 +11,7 @@ if (major < 22) {
   );
   process.exit(1);
 }
-const cli = join(__dirname, '..', 'dist', 'local', 'cli.js');
+const cli = join(__dirname, '..', 'dist', 'cli', 'main.js');
 if (!existsSync(cli)) {
   console.error('ledger-bridge is not built yet: run `npm run build` first');
   process.exit(1);

@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseCreditUpdate } from '../../shared/domain/validate';
 
-/** The `ledger-bridge` command line, as a user runs it (the compiled dist/local/cli.js), without a stack. */
-const cli = join(__dirname, '../../dist/local/cli.js');
+/** The `ledger-bridge` command line, as a user runs it (the compiled dist/cli/main.js), without a stack. */
+const cli = join(__dirname, '../../dist/cli/main.js');
 const dir = mkdtempSync(join(tmpdir(), 'ledger-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -10,7 +10,7 @@ import type { StackInfo } from '../../local/stack/stack';
  * published through `ledger-bridge publish` (valid and invalid mixed), read back through every bank's read API,
  * and the invalid ones listed by `ledger-bridge rejected list --json` with their reasons.
  */
-const cli = join(__dirname, '../../dist/local/cli.js');
+const cli = join(__dirname, '../../dist/cli/main.js');
 
 describe('the local consortium, end to end through the CLI', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ledger-e2e-'));

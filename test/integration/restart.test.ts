@@ -11,7 +11,7 @@ import type { StackInfo } from '../../local/stack/stack';
  * up projected exactly once at every bank. anvil dumps its state every 5 s, so the restarted chain may have lost
  * its last seconds of blocks; the submitter and the watcher must recover from that.
  */
-const cli = join(__dirname, '../../dist/local/cli.js');
+const cli = join(__dirname, '../../dist/cli/main.js');
 
 function descendants(pid: number): number[] {
   const children = new Map<number, number[]>();

@@ -1,35 +1,28 @@
-import { existsSync } from 'node:fs';
 import { Chain } from '../shared/chain/provider';
-import { loadConfig, type Config } from '../shared/config';
-import { azureCredential, localStackCredential } from '../shared/identity';
-import { TableStore } from '../shared/storage/tables';
 import { createTelemetry } from '../shared/telemetry';
 import { rebuildProjections, type RebuildResult } from '../shared/watch/rebuild';
 import { watchSettingsOf, type WatchProgress } from '../shared/watch/watcher';
-import { bankSettings, defaultStackFile, readStackFile } from './stack/stack';
+import { bankTargets } from './target';
 
 export interface RebuildCommandOptions {
   fromBlock?: number;
   bankId?: string;
   json: boolean;
-  stackFile?: string;
 }
 
 /**
- * `ledger-bridge rebuild-projections`: against the running local stack (.local/stack.json) for every bank or
- * --bank; without a stack, for the bank the environment's settings describe (as the Function App reads them).
+ * `ledger-bridge rebuild-projections`: every bank of the running local stack, or --bank; without a stack, the
+ * bank the environment's settings describe (as the Function App reads them). See cli/target.ts.
  */
 export async function rebuildCommand(options: RebuildCommandOptions): Promise<void> {
   const results: (RebuildResult & { bankId: string })[] = [];
-  for (const config of targets(options)) {
+  for (const { config, tables } of bankTargets(options.bankId, true)) {
     const chain = new Chain({ rpcUrls: config.chain.rpcUrls, chainId: config.chain.chainId });
-    const credential =
-      config.environment === 'local' ? localStackCredential : azureCredential(config.managedIdentityClientId);
     const bar = progressBar(config.bankId);
     try {
       const result = await rebuildProjections(
         {
-          tables: new TableStore(config.storage, credential),
+          tables,
           chain,
           // A one-off command: its telemetry would only duplicate what the watcher reports.
           telemetry: createTelemetry({ roleName: 'ledger-bridge-cli', logger: { warn: () => undefined } }),
@@ -44,22 +37,6 @@ export async function rebuildCommand(options: RebuildCommandOptions): Promise<vo
     }
   }
   if (options.json) console.log(JSON.stringify(results));
-}
-
-function targets(options: RebuildCommandOptions): Config[] {
-  const file = options.stackFile ?? defaultStackFile();
-  if (!existsSync(file)) {
-    const config = loadConfig(process.env);
-    if (options.bankId && options.bankId !== config.bankId)
-      throw new Error(`--bank ${options.bankId} does not match BANK_ID=${config.bankId} of these settings`);
-    return [config];
-  }
-  const info = readStackFile(file);
-  const banks = options.bankId ? [options.bankId] : info.banks.map((b) => b.bankId);
-  // The stack's settings do not name the deploy block; a rebuild starts there rather than at block 0.
-  return banks.map((bankId) =>
-    loadConfig({ ...bankSettings(info, bankId), WATCH_FROM_BLOCK: String(info.chain.deployBlock) })
-  );
 }
 
 /** blocks done/total, records and rate on stderr: redrawn in place on a terminal, every 10 % otherwise. */

@@ -1,23 +1,28 @@
 import { rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { UsageError, wholeNumber, stringOption, type Values } from './cli/common';
+import { UsageError, wholeNumber, stringOption, type Values } from './common';
+import { deadLetterListCommand, deadLetterRedriveCommand } from './deadletter';
+import { recordsCommand } from './records';
+import { rejectedListCommand } from './rejected';
+import { statusCommand } from './status';
+import { checkBankId, publishCommand, sampleEventsCommand } from './publish';
 import {
-  deadLetterListCommand,
-  deadLetterRedriveCommand,
-  recordsCommand,
-  rejectedListCommand,
-  statusCommand,
-} from './cli/inspect';
-import { checkBankId, publishCommand, sampleEventsCommand } from './cli/publish';
-import { dashboardUrl, demoEvents, liveView, runDemo, startConsortium, ConsortiumMonitor } from './consortium-view';
-import { BENCH_OPTIONS, BENCH_USAGE, main as benchMain } from '../bench/run';
-import { rebuildCommand } from './rebuild-projections';
-import { defaultStackFile, startStack, writeStackFile, type Stack, type StackOptions } from './stack/stack';
+  dashboardUrl,
+  demoEvents,
+  liveView,
+  runDemo,
+  startConsortium,
+  ConsortiumMonitor,
+} from '../local/consortium-view';
+import { rebuildCommand } from './rebuild';
+import { defaultStackFile, startStack, writeStackFile, type Stack, type StackOptions } from '../local/stack/stack';
 
 /**
- * `ledger-bridge`: the command-line tool for banks and operators. Every command has --help, rejects bad
- * arguments with a message naming them, and exits non-zero on failure.
+ * `ledger-bridge`: the command-line tool for banks and operators. Every command works against one bank's settings,
+ * the running local consortium's or, without one, the environment's, as in Azure (cli/target.ts); `stack` and
+ * `start` run the local consortium itself (local/). Every command has --help, rejects bad arguments with a message
+ * naming them, and exits non-zero on failure.
  */
 
 interface Command {
@@ -229,14 +234,13 @@ const commands: Record<string, Command> = {
     },
   },
   publish: {
-    summary:
-      "send credit-update events (NDJSON, one per line) to a bank's queue: Service Bus when configured, else local",
+    summary: "send credit-update events (NDJSON, one per line) to a bank's credit-updates queue",
     usage:
       'ledger-bridge publish <file.ndjson|-> --bank ID [--wait] [--json]\n\n' +
       'Each non-empty line is one message (message id = its eventId when it has one); invalid lines are sent too and\n' +
-      "the bridge rejects them. With ServiceBusConnection__fullyQualifiedNamespace set it sends to that namespace's\n" +
-      'credit-updates queue with DefaultAzureCredential; otherwise to the local consortium (.local/stack.json).\n' +
-      '--wait (local only) waits until the bridge accepted or rejected every message and prints its outcome.\n' +
+      "the bridge rejects them. Sent to the local consortium's queue (.local/stack.json) when one runs, else to the\n" +
+      'Service Bus namespace of the bank whose settings are in the environment (identity-based, e.g. az login).\n' +
+      '--wait waits until the bridge accepted or rejected every message and prints its outcome.\n' +
       'Progress on stderr when it is a terminal.',
     options: { bank: { type: 'string' }, wait: { type: 'boolean' }, json: { type: 'boolean' } },
     async run(values, positionals) {
@@ -250,12 +254,12 @@ const commands: Record<string, Command> = {
     },
   },
   records: {
-    summary: "a subject's credit records across banks, with provenance (read through the bank's read API)",
+    summary: "a subject's credit records across banks, with provenance (the bank's projections)",
     usage:
       'ledger-bridge records <subjectRef | COUNTRY:idType:value> [--bank ID] [--verify] [--history] [--json]\n\n' +
-      "A raw identifier (e.g. SE:national-id:19121212-1212) is pseudonymized by the bank's own read API\n" +
-      '(POST /api/credit-records/lookup), so the key never leaves the bank; only the subject ref is printed.\n' +
-      'Exit 3 when no bank has a record, 4 when --verify finds a mismatch. Local consortium only.',
+      "A raw identifier (e.g. SE:national-id:19121212-1212) is pseudonymized with the bank's consortium key from its\n" +
+      'Key Vault (in Azure the caller needs Key Vault Secrets User there); only the subject ref is printed.\n' +
+      'Exit 3 when no bank has a record, 4 when --verify finds a mismatch.',
     options: {
       bank: { type: 'string' },
       verify: { type: 'boolean' },
@@ -274,8 +278,8 @@ const commands: Record<string, Command> = {
     },
   },
   status: {
-    summary: 'validator, chain and pipeline health of a bank, as its GET /api/status reports it',
-    usage: 'ledger-bridge status [--bank ID] [--json]   (local consortium only)',
+    summary: 'validator, chain and pipeline health of a bank as of its last heartbeat (what GET /api/status says)',
+    usage: 'ledger-bridge status [--bank ID] [--json]',
     options: { bank: { type: 'string' }, json: { type: 'boolean' } },
     async run(values, positionals) {
       noPositionals(positionals);
@@ -284,7 +288,7 @@ const commands: Record<string, Command> = {
   },
   rejected: {
     summary: 'rejected list: messages the bridge rejected, with the reason (the Rejections table)',
-    usage: 'ledger-bridge rejected list [--bank ID] [--limit N (50)] [--json]   (local consortium only)',
+    usage: 'ledger-bridge rejected list [--bank ID] [--limit N (50)] [--json]',
     options: { bank: { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean' } },
     async run(values, positionals) {
       if (positionals[0] !== 'list' || positionals.length !== 1) throw new UsageError('the subcommand is `list`');
@@ -300,8 +304,8 @@ const commands: Record<string, Command> = {
     usage:
       'ledger-bridge deadletter list [--bank ID] [--json]\n' +
       '       ledger-bridge deadletter redrive (--all | <messageId>) [--bank ID] [--json]\n\n' +
-      'list peeks (up to 32) credit-updates-deadletter with the dead-letter reason; redrive moves messages back to\n' +
-      'credit-updates with the same message id and a fresh delivery count. Local consortium only.',
+      'list peeks (up to 32) dead-lettered credit-updates messages with the dead-letter reason; redrive moves them back\n' +
+      'to credit-updates with the same message id and a fresh delivery count.',
     options: { bank: { type: 'string' }, all: { type: 'boolean' }, json: { type: 'boolean' } },
     async run(values, positionals) {
       const [sub, ...rest] = positionals;
@@ -332,18 +336,6 @@ const commands: Record<string, Command> = {
         bankId: typeof values.bank === 'string' ? values.bank : undefined,
         json: values.json === true,
       });
-    },
-  },
-  bench: {
-    summary: 'benchmark throughput, latency and cost per record against the chain capacity and the naive mode',
-    usage: BENCH_USAGE.replace(/^usage: bench/, 'ledger-bridge bench'),
-    options: BENCH_OPTIONS,
-    async run(values) {
-      await benchMain(
-        Object.entries(values).flatMap(([name, value]) =>
-          value === true ? [`--${name}`] : typeof value === 'string' ? [`--${name}=${value}`] : []
-        )
-      );
     },
   },
 };

@@ -1,14 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { DefaultAzureCredential } from '@azure/identity';
 import { ServiceBusClient } from '@azure/service-bus';
-import { CREDIT_UPDATES_QUEUE } from '../../shared/domain/credit-update';
-import { sampleCreditUpdates } from '../sample-events';
-import { parseCreditUpdate } from '../../shared/domain/validate';
-import { LocalServiceBusQueue } from '../host/service-bus-queue';
-import { localBank, localStack, localTable, print, TABLES, UsageError, type LocalBank } from './common';
-import { shardOf } from '../../shared/storage/outbox';
+import { CREDIT_UPDATES_QUEUE } from '../shared/domain/credit-update';
+import { sampleCreditUpdates } from '../local/sample-events';
+import { parseCreditUpdate } from '../shared/domain/validate';
+import { LocalServiceBusQueue } from '../local/host/service-bus-queue';
+import { print, UsageError } from './common';
+import { bankTarget, stackFile, type BankTarget } from './target';
+import { TABLES } from '../shared/storage/tables';
+import { shardOf } from '../shared/storage/outbox';
 
 const BANK_ID = /^[A-Z0-9][A-Z0-9-]{0,30}$/;
 
@@ -28,45 +29,33 @@ export function sampleEventsCommand(
   process.stdout.write(events.map((e) => JSON.stringify(e)).join('\n') + (events.length ? '\n' : ''));
 }
 
-/** Where `publish` sends: Service Bus (Azure settings) or the local consortium's emulated queue. */
+/** Where `publish` sends: the bank's Service Bus queue (Azure settings) or the local consortium's emulated one. */
 export interface Sender {
   target: string;
   send(body: Buffer, messageId: string): Promise<void>;
   close(): Promise<void>;
 }
 
-export function senderFor(bankId: string | undefined): { sender: Sender; bank?: LocalBank } {
-  const namespace = process.env.ServiceBusConnection__fullyQualifiedNamespace;
-  if (namespace) {
-    if (bankId && process.env.BANK_ID && bankId !== process.env.BANK_ID)
-      throw new UsageError(`--bank ${bankId} does not match BANK_ID=${process.env.BANK_ID} of these settings`);
-    const client = new ServiceBusClient(
-      namespace,
-      new DefaultAzureCredential(
-        process.env.AZURE_CLIENT_ID ? { managedIdentityClientId: process.env.AZURE_CLIENT_ID } : {}
-      )
-    );
-    const sbSender = client.createSender(CREDIT_UPDATES_QUEUE);
+export function senderFor({ config, credential }: BankTarget): Sender {
+  if (config.environment === 'local' && config.storage.connectionString) {
+    const queue = new LocalServiceBusQueue(config.storage.connectionString, CREDIT_UPDATES_QUEUE);
     return {
-      sender: {
-        target: `Service Bus ${namespace}/${CREDIT_UPDATES_QUEUE}`,
-        send: (body, messageId) => sbSender.sendMessages({ body, messageId, contentType: 'application/json' }),
-        close: async () => {
-          await sbSender.close();
-          await client.close();
-        },
-      },
-    };
-  }
-  if (!bankId) throw new UsageError('--bank is required (the bank whose queue receives the events)');
-  const bank = localBank(checkBankId(bankId), localStack());
-  const queue = new LocalServiceBusQueue(bank.storageConnectionString, CREDIT_UPDATES_QUEUE);
-  return {
-    bank,
-    sender: {
-      target: `local queue ${CREDIT_UPDATES_QUEUE} of ${bank.bankId}`,
+      target: `local queue ${CREDIT_UPDATES_QUEUE} of ${config.bankId}`,
       send: async (body, messageId) => void (await queue.send({ body, messageId, contentType: 'application/json' })),
       close: async () => undefined,
+    };
+  }
+  const namespace = config.serviceBusNamespace;
+  if (!namespace)
+    throw new Error('these settings name no Service Bus namespace (ServiceBusConnection__fullyQualifiedNamespace)');
+  const client = new ServiceBusClient(namespace, credential);
+  const sbSender = client.createSender(CREDIT_UPDATES_QUEUE);
+  return {
+    target: `Service Bus ${namespace}/${CREDIT_UPDATES_QUEUE}`,
+    send: (body, messageId) => sbSender.sendMessages({ body, messageId, contentType: 'application/json' }),
+    close: async () => {
+      await sbSender.close();
+      await client.close();
     },
   };
 }
@@ -80,7 +69,7 @@ export interface PublishOutcome {
   code?: string;
   reason?: string;
   sentAt: string;
-  /** With --wait (local only): what the bridge did. */
+  /** With --wait: what the bridge did. */
   outcome?: 'accepted' | 'rejected' | 'unknown';
   bridgeReason?: string;
 }
@@ -120,8 +109,11 @@ export async function publishCommand(options: {
 }): Promise<PublishOutcome[]> {
   if (options.file !== '-' && (!existsSync(options.file) || !statSync(options.file).isFile()))
     throw new UsageError(`file not found: ${options.file}`);
-  const { sender, bank } = senderFor(options.bankId);
-  const expectedBank = bank?.bankId ?? options.bankId ?? process.env.BANK_ID ?? '';
+  if (!options.bankId && existsSync(stackFile()))
+    throw new UsageError('--bank is required (the bank whose queue receives the events)');
+  const target = bankTarget(options.bankId && checkBankId(options.bankId));
+  const sender = senderFor(target);
+  const expectedBank = target.config.bankId;
   const lines: string[] = [];
   for await (const line of readLines(options.file)) lines.push(line);
   const outcomes: PublishOutcome[] = [];
@@ -164,10 +156,7 @@ export async function publishCommand(options: {
     await sender.close();
   }
   outcomes.sort((a, b) => a.line - b.line);
-  if (options.wait) {
-    if (!bank) throw new UsageError('--wait works against the local consortium only');
-    await waitForOutcomes(bank, outcomes);
-  }
+  if (options.wait) await waitForOutcomes(target, outcomes);
   const summary = {
     target: sender.target,
     sent: outcomes.length,
@@ -205,10 +194,10 @@ export async function publishCommand(options: {
   return outcomes;
 }
 
-/** Local only: waits (up to 60 s) until the bridge accepted (Outbox) or rejected (Rejections) every message. */
-async function waitForOutcomes(bank: LocalBank, outcomes: PublishOutcome[]): Promise<void> {
-  const outbox = localTable(bank, TABLES.outbox);
-  const rejections = localTable(bank, TABLES.rejections);
+/** Waits (up to 60 s) until the bridge accepted (Outbox) or rejected (Rejections) every message. */
+async function waitForOutcomes({ tables }: BankTarget, outcomes: PublishOutcome[]): Promise<void> {
+  const outbox = tables.client(TABLES.outbox);
+  const rejections = tables.client(TABLES.rejections);
   const deadline = Date.now() + 60_000;
   for (;;) {
     const rejected = new Map<string, string>();

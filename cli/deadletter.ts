@@ -1,0 +1,194 @@
+import { ServiceBusClient, type ServiceBusReceivedMessage } from '@azure/service-bus';
+import type { QueueClient } from '@azure/storage-queue';
+import { CREDIT_UPDATES_QUEUE } from '../shared/domain/credit-update';
+import { LocalServiceBusQueue, type MessageEnvelope } from '../local/host/service-bus-queue';
+import { print, UsageError } from './common';
+import { bankTarget, type BankTarget } from './target';
+
+/** A dead-lettered message as `deadletter list` shows it (never its body). */
+interface DeadLetter {
+  messageId: string;
+  enqueuedTimeUtc?: string;
+  deliveryCount?: number;
+  reason?: string;
+  description?: string;
+  bodySize: number;
+}
+
+type Which = { all: true } | { messageId: string };
+
+/** The bank's dead-letter queue of credit-updates: Service Bus in Azure, the local host's emulation locally. */
+interface DeadLetterQueue {
+  where: string;
+  /** Up to `max` dead letters, and the total when the queue can tell it. */
+  peek(max: number): Promise<{ messages: DeadLetter[]; total?: number }>;
+  /** Sends dead letters back to the queue with their message id (fresh delivery count); returns the ids moved. */
+  redrive(which: Which): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+function deadLetterQueueOf({ config, credential }: BankTarget): DeadLetterQueue {
+  if (config.storage.connectionString && config.environment === 'local')
+    return localDeadLetters(
+      new LocalServiceBusQueue(config.storage.connectionString, CREDIT_UPDATES_QUEUE),
+      config.bankId
+    );
+  if (!config.serviceBusNamespace)
+    throw new Error('these settings name no Service Bus namespace (ServiceBusConnection__fullyQualifiedNamespace)');
+  return serviceBusDeadLetters(
+    new ServiceBusClient(config.serviceBusNamespace, credential),
+    config.serviceBusNamespace
+  );
+}
+
+/**
+ * Azure: the queue's `$DeadLetterQueue` sub-queue with the Service Bus SDK (the caller needs Azure Service Bus Data
+ * Receiver and Sender on the queue). Not exercised on this machine: no Service Bus runs here.
+ */
+function serviceBusDeadLetters(client: ServiceBusClient, namespace: string): DeadLetterQueue {
+  const view = (m: ServiceBusReceivedMessage): DeadLetter => ({
+    messageId: String(m.messageId),
+    enqueuedTimeUtc: m.enqueuedTimeUtc?.toISOString(),
+    deliveryCount: m.deliveryCount,
+    reason: m.deadLetterReason,
+    description: m.deadLetterErrorDescription,
+    bodySize: Buffer.isBuffer(m.body) ? m.body.length : JSON.stringify(m.body ?? null).length,
+  });
+  return {
+    where: `${CREDIT_UPDATES_QUEUE}/$DeadLetterQueue in ${namespace}`,
+    async peek(max) {
+      const receiver = client.createReceiver(CREDIT_UPDATES_QUEUE, { subQueueType: 'deadLetter' });
+      try {
+        return { messages: (await receiver.peekMessages(max)).map(view) };
+      } finally {
+        await receiver.close();
+      }
+    },
+    async redrive(which) {
+      const receiver = client.createReceiver(CREDIT_UPDATES_QUEUE, { subQueueType: 'deadLetter' });
+      const sender = client.createSender(CREDIT_UPDATES_QUEUE);
+      const moved: string[] = [];
+      const seen = new Set<string>();
+      try {
+        for (;;) {
+          const batch = await receiver.receiveMessages(32, { maxWaitTimeInMs: 2_000 });
+          // Nothing left, or every message of this batch was looked at before (abandoned ones come back at once).
+          if (batch.every((m) => seen.has(String(m.sequenceNumber)))) break;
+          for (const m of batch) {
+            seen.add(String(m.sequenceNumber));
+            if ('messageId' in which && m.messageId !== which.messageId) {
+              await receiver.abandonMessage(m);
+              continue;
+            }
+            const { messageId, contentType, correlationId, subject, applicationProperties } = m;
+            const body: unknown = m.body;
+            await sender.sendMessages({ body, messageId, contentType, correlationId, subject, applicationProperties });
+            await receiver.completeMessage(m);
+            moved.push(String(messageId));
+          }
+          if ('messageId' in which && moved.length > 0) break;
+        }
+        return moved;
+      } finally {
+        await sender.close();
+        await receiver.close();
+      }
+    },
+    close: () => client.close(),
+  };
+}
+
+/** Local stack: the host's Service Bus emulation on Azurite moves dead letters to `<queue>-deadletter`. */
+function localDeadLetters(queue: LocalServiceBusQueue, bankId: string): DeadLetterQueue {
+  const view = (m: MessageEnvelope): DeadLetter => ({
+    messageId: m.messageId,
+    enqueuedTimeUtc: m.enqueuedTimeUtc,
+    deliveryCount: m.deliveryCount,
+    reason: m.deadLetterReason,
+    description: m.deadLetterErrorDescription,
+    bodySize: Buffer.from(m.body, 'base64').length,
+  });
+  return {
+    where: `${CREDIT_UPDATES_QUEUE}-deadletter of ${bankId}`,
+    async peek(max) {
+      await queue.ensureExists();
+      const messages = (await queue.peekDeadLetters(max)).map(view);
+      return { messages, total: (await queue.deadLetter.getProperties()).approximateMessagesCount };
+    },
+    // A resend starts with delivery count 0 (Azurite's dequeue count) and a fresh enqueue time, as in Service Bus.
+    async redrive(which) {
+      await queue.ensureExists();
+      const moved: string[] = [];
+      const skipped: { messageId: string; popReceipt: string }[] = [];
+      const dlq: QueueClient = queue.deadLetter;
+      for (;;) {
+        const { receivedMessageItems: items } = await dlq.receiveMessages({
+          numberOfMessages: 32,
+          visibilityTimeout: 60,
+        });
+        if (items.length === 0) break;
+        for (const item of items) {
+          const envelope = JSON.parse(item.messageText) as MessageEnvelope;
+          if ('messageId' in which && envelope.messageId !== which.messageId) {
+            skipped.push({ messageId: item.messageId, popReceipt: item.popReceipt });
+            continue;
+          }
+          const {
+            deadLetterReason: _r,
+            deadLetterErrorDescription: _d,
+            deadLetterSource: _s,
+            deliveryCount: _c,
+            ...rest
+          } = envelope;
+          await queue.queue.sendMessage(JSON.stringify({ ...rest, enqueuedTimeUtc: new Date().toISOString() }));
+          await dlq.deleteMessage(item.messageId, item.popReceipt);
+          moved.push(envelope.messageId);
+        }
+        if ('messageId' in which && moved.length > 0) break;
+      }
+      // The ones looked at and left: visible again at once.
+      for (const s of skipped) await dlq.updateMessage(s.messageId, s.popReceipt, undefined, 0).catch(() => undefined);
+      return moved;
+    },
+    close: async () => undefined,
+  };
+}
+
+/** `deadletter list`: a peek (up to 32) of the dead-lettered messages, with the dead-letter reason. */
+export async function deadLetterListCommand(options: { bankId?: string; json: boolean }): Promise<void> {
+  const queue = deadLetterQueueOf(bankTarget(options.bankId));
+  try {
+    const { messages, total } = await queue.peek(32);
+    if (options.json) return print(JSON.stringify(messages));
+    for (const m of messages)
+      print(`${m.enqueuedTimeUtc ?? '?'}  ${m.messageId}  ${m.reason ?? '?'}: ${m.description ?? ''}`);
+    const count = total ?? messages.length;
+    print(
+      `${count} dead-lettered message(s) in ${queue.where}${count > messages.length ? ` (first ${messages.length} shown)` : ''}`
+    );
+  } finally {
+    await queue.close();
+  }
+}
+
+/** `deadletter redrive`: moves dead letters back to `credit-updates`, keeping the message id. */
+export async function deadLetterRedriveCommand(options: {
+  bankId?: string;
+  all: boolean;
+  messageId?: string;
+  json: boolean;
+}): Promise<void> {
+  if (options.all === (options.messageId !== undefined)) throw new UsageError('give either --all or one message id');
+  const target = bankTarget(options.bankId);
+  const queue = deadLetterQueueOf(target);
+  try {
+    const moved = await queue.redrive(options.all ? { all: true } : { messageId: options.messageId! });
+    if (!options.all && moved.length === 0)
+      throw new Error(`no dead-lettered message ${options.messageId} in ${queue.where}`);
+    if (options.json) return print(JSON.stringify({ bankId: target.config.bankId, redriven: moved }));
+    for (const id of moved) print(`redriven ${id} → ${CREDIT_UPDATES_QUEUE}`);
+    print(`${moved.length} message(s) moved back to ${CREDIT_UPDATES_QUEUE} of ${target.config.bankId}`);
+  } finally {
+    await queue.close();
+  }
+}
