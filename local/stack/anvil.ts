@@ -1,5 +1,5 @@
 import { dirname, join } from 'node:path';
-import { assertPortFree, freePort } from './ports';
+import { assertPortFree, freePort, retryOnPortRace } from './ports';
 import { startProcess, type ManagedProcess } from './process';
 
 /**
@@ -38,7 +38,12 @@ export interface Anvil {
 
 /** Starts anvil on 127.0.0.1 and resolves once it answers eth_chainId. */
 export async function startAnvil(options: AnvilOptions = {}): Promise<Anvil> {
-  const port = options.port ?? (await freePort());
+  return options.port !== undefined
+    ? startAnvilOn(options.port, options)
+    : retryOnPortRace(async () => startAnvilOn(await freePort(), options));
+}
+
+async function startAnvilOn(port: number, options: AnvilOptions): Promise<Anvil> {
   const chainId = options.chainId ?? DEFAULT_CHAIN_ID;
   const blockTimeSeconds = options.blockTimeSeconds ?? DEFAULT_BLOCK_TIME_SECONDS;
   await assertPortFree('anvil', port);

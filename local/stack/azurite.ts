@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from 'node:net';
-import { assertPortFree, freePort } from './ports';
+import { assertPortFree, freePort, retryOnPortRace } from './ports';
 import { startProcess, type ManagedProcess } from './process';
 
 export interface StorageAccount {
@@ -55,6 +55,10 @@ const azuritePatches = __filename.endsWith('.ts')
 
 /** Starts Azurite (blob, queue, table) from its npm package, telemetry off, on loopback. */
 export async function startAzurite(options: AzuriteOptions = {}): Promise<Azurite> {
+  return options.ports ? startAzuriteOnce(options) : retryOnPortRace(() => startAzuriteOnce(options));
+}
+
+async function startAzuriteOnce(options: AzuriteOptions): Promise<Azurite> {
   const blob = await pickPort('blob', options.ports?.blob);
   const queue = await pickPort('queue', options.ports?.queue);
   const table = await pickPort('table', options.ports?.table);

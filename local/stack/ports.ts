@@ -31,3 +31,17 @@ export async function assertPortFree(component: string, port: number, host = '12
     server.listen(port, host, () => server.close(() => resolve()));
   });
 }
+
+/**
+ * Starts a server on ports from freePort(), again on new ones (up to 3 times) when another process bound one
+ * first: suites start stacks in parallel, and a free port is only free until someone binds it.
+ */
+export async function retryOnPortRace<T>(start: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start();
+    } catch (err) {
+      if (!/EADDRINUSE|address already in use/i.test((err as Error).message) || attempt >= 3) throw err;
+    }
+  }
+}
