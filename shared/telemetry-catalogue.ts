@@ -19,7 +19,7 @@ export const ALL_TELEMETRY: TelemetryName[] = [
   ...WATCH_NAMES,
 ];
 
-/** The README's telemetry table (markdown), generated from this catalogue. */
+/** The telemetry table of docs/operations.md (markdown), generated from this catalogue. */
 export function renderTelemetryTable(entries: TelemetryName[] = ALL_TELEMETRY): string {
   const rows = [
     ['name', 'kind', 'unit', 'dimensions', 'emitted by', 'meaning'],

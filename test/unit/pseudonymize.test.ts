@@ -23,7 +23,7 @@ describe('subject pseudonymization', () => {
     const expected = '0x' + createHmac('sha256', KEY).update(Buffer.from(canonical, 'utf8')).digest('hex');
     expect(canonicalSubject(subject(' 19121212-1212 '))).toBe(canonical);
     expect(subjectRef(KEY, subject(' 19121212-1212 '))).toBe(expected);
-    // The README's vector: other banks' implementations check themselves against this constant.
+    // The vector in docs/credit-update-v1.md: other banks' implementations check themselves against this constant.
     expect(expected).toBe('0x890a79b13bab355d4e5cb115b6d9db8a4d8486ccbebb7f6865472c6094b2cc9d');
   });
 

@@ -21,9 +21,9 @@ describe('telemetry names', () => {
     for (const name of [...Object.values(METRICS), ...Object.values(EVENTS)]) expect(names).toContain(name);
   });
 
-  it('match the README table (regenerate with renderTelemetryTable() and paste between the markers)', () => {
-    const readme = readFileSync(join(__dirname, '../../README.md'), 'utf8');
-    const match = /<!-- telemetry:begin -->\n([\s\S]*?)<!-- telemetry:end -->/.exec(readme);
+  it('match the operations doc table (regenerate with renderTelemetryTable() and paste between the markers)', () => {
+    const doc = readFileSync(join(__dirname, '../../docs/operations.md'), 'utf8');
+    const match = /<!-- telemetry:begin -->\n([\s\S]*?)<!-- telemetry:end -->/.exec(doc);
     expect(match).not.toBeNull();
     expect(normalize(match![1]!)).toEqual(normalize(renderTelemetryTable()));
   });
