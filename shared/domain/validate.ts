@@ -3,6 +3,7 @@ import addFormats from 'ajv-formats';
 import { isPseudonymous, type CreditUpdate } from './credit-update';
 import schema from './credit-update.v1.schema.json';
 import { normalizeSubjectValue } from './pseudonymize';
+import { MINUTE_MS } from '../util';
 
 /**
  * Parses and validates one credit-update v1 message body. Every rejection carries a stable `code` (the
@@ -12,7 +13,7 @@ import { normalizeSubjectValue } from './pseudonymize';
 
 export const MAX_BODY_BYTES = 8 * 1024;
 /** How far asOf may lie ahead of this clock: bank and bridge clocks are not perfectly in step. */
-export const MAX_CLOCK_SKEW_MS = 5 * 60_000;
+export const MAX_CLOCK_SKEW_MS = 5 * MINUTE_MS;
 const MAX_REASONS = 10;
 
 export type RejectionCode =
@@ -73,7 +74,7 @@ export function parseCreditUpdate(body: Buffer, expectedBankId: string, now = ne
   if (asOf > now.getTime() + MAX_CLOCK_SKEW_MS) {
     return rejectEvent(
       'future-asof',
-      `/asOf ${event.asOf} is more than ${MAX_CLOCK_SKEW_MS / 60_000} minutes in the future (now ${now.toISOString()})`
+      `/asOf ${event.asOf} is more than ${MAX_CLOCK_SKEW_MS / MINUTE_MS} minutes in the future (now ${now.toISOString()})`
     );
   }
   if (!isPseudonymous(event.subject) && normalizeSubjectValue(event.subject.value) === '') {

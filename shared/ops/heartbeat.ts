@@ -10,6 +10,7 @@ import { probeValidator, validatorEndpoint, type ProbeResult, type ValidatorEndp
 import { RpcClient } from './rpc';
 import { EVENTS, METRICS, availabilityName } from './telemetry-names';
 import { activityFromMiners, consensusHealth, type ConsensusHealth } from './validator-methods';
+import { MINUTE_MS } from '../util';
 
 /** Where the pipeline figures come from; each is optional, and a missing one is reported as unknown. */
 export interface PipelineSources {
@@ -37,6 +38,14 @@ export interface HeartbeatOptions {
   members?: () => Promise<number>;
   now?: () => number;
   log?: (line: string) => void;
+}
+
+/** One beat's clock and the events it sent (also returned, for tests and logs). */
+interface Beat {
+  nowMs: number;
+  nowIso: string;
+  events: BeatResult['events'];
+  event(name: string, properties: Record<string, string>, measurements?: Record<string, number>): void;
 }
 
 export interface BeatResult {
@@ -68,30 +77,51 @@ export class HeartbeatService {
   async beat(): Promise<BeatResult> {
     const o = this.options;
     const nowMs = this.now();
-    const nowIso = new Date(nowMs).toISOString();
-    const events: BeatResult['events'] = [];
-    const event = (name: string, properties: Record<string, string>, measurements?: Record<string, number>): void => {
-      events.push({ name, properties });
+    const beat: Beat = { nowMs, nowIso: new Date(nowMs).toISOString(), events: [], event: () => undefined };
+    beat.event = (name, properties, measurements) => {
+      beat.events.push({ name, properties });
       o.telemetry.event(name, { bankId: o.bankId, ...properties }, measurements);
     };
-
     const [states, previousAlerts, chainState] = await Promise.all([
       o.store.validatorStates(),
       o.store.alerts(),
       o.store.chainState(),
     ]);
+    const { probes, best, newStates, validators } = await this.probeValidators(beat, states);
+    const { chain, chainRpcCalls } = await this.chainFigures(beat, probes, best, chainState.validatorSet);
+    const pipeline = await this.pipeline(nowMs, chain.head);
+    const { alerts, transitions } = this.evaluate(beat, newStates, chain, pipeline, previousAlerts);
+
+    const sample: BeatSample = { t: beat.nowIso, validators, chain, pipeline };
+    await Promise.all([
+      o.store.putValidatorStates(newStates),
+      o.store.putAlerts(alerts),
+      chain.validatorSet ? o.store.putChainState({ validatorSet: chain.validatorSet }) : undefined,
+      o.store.addSample(sample),
+    ]);
+    await o.store.pruneSamples(nowMs - SAMPLE_RETENTION_MS);
+    this.lastBeatMs = nowMs;
+    // Timer instances may be frozen right after the run: send now rather than on the SDK's next interval.
+    await o.telemetry.flush().catch((err: Error) => o.log?.(`heartbeat: telemetry flush failed: ${err.message}`));
+
+    const events = beat.events;
+    const rpcCalls = Object.fromEntries(probes.map((p) => [p.endpoint.name, p.rpcCalls]));
+    return { sample, rpcCalls, chainRpcCalls, events, transitions, alerts };
+  }
+
+  /** Validators: every one probed at once, lag against the best head of this beat, state changes, telemetry. */
+  private async probeValidators(beat: Beat, states: Map<string, ValidatorState>) {
+    const o = this.options;
     const probes = await Promise.all(
       this.endpoints.map((endpoint) =>
         probeValidator(endpoint, {
           timeoutMs: o.probeTimeoutMs,
           expectedChainId: o.chainId,
           unsupported: states.get(endpoint.key)?.unsupported ?? {},
-          now: nowMs,
+          now: beat.nowMs,
         })
       )
     );
-
-    // Validators: lag against the best head of this beat, state changes, availability and metrics.
     const best = probes
       .filter((p) => p.up && p.head)
       .sort((a, b) => b.head!.number - a.head!.number || b.head!.timestamp - a.head!.timestamp)[0];
@@ -99,35 +129,44 @@ export class HeartbeatService {
     const validators: ValidatorSample[] = [];
     for (const p of probes) {
       const before = states.get(p.endpoint.key);
-      const state = nextState(p, before, nowIso);
+      const state = nextState(p, before, beat.nowIso);
       newStates.push(state);
       if (!p.up && before?.status !== 'down')
-        event(EVENTS.validatorDown, { validator: p.endpoint.name, reason: p.error ?? 'unknown' });
+        beat.event(EVENTS.validatorDown, { validator: p.endpoint.name, reason: p.error ?? 'unknown' });
       if (p.up && before?.status === 'down') {
-        const downFor = Math.round((nowMs - Date.parse(before.since)) / 1000);
-        event(EVENTS.validatorUp, { validator: p.endpoint.name, downForSeconds: String(downFor) }, { downFor });
+        const downFor = Math.round((beat.nowMs - Date.parse(before.since)) / 1000);
+        beat.event(EVENTS.validatorUp, { validator: p.endpoint.name, downForSeconds: String(downFor) }, { downFor });
       }
-      const sample = validatorSample(p, best, state, nowMs);
+      const sample = validatorSample(p, best, state, beat.nowMs);
       validators.push(sample);
       this.sendValidatorTelemetry(p, sample);
     }
+    return { probes, best, newStates, validators };
+  }
 
-    // Chain: figures from the best node's recent headers; validator set from a consensus API when offered.
+  /** Chain: figures from the best node's recent headers; validator set from a consensus API when offered. */
+  private async chainFigures(
+    beat: Beat,
+    probes: ProbeResult[],
+    best: ProbeResult | undefined,
+    knownValidatorSet: string[] | undefined
+  ): Promise<{ chain: ChainSample; chainRpcCalls: number }> {
+    const o = this.options;
     let chainRpcCalls = 0;
     const chain: ChainSample = {};
-    const chainProblems: string[] = [];
+    const problems: string[] = [];
     let consensus: ConsensusHealth | undefined = probes.find((p) => p.up && p.consensus?.validators)?.consensus;
     consensus ??= probes.find((p) => p.up && p.consensus)?.consensus;
     if (best?.head) {
       chain.head = best.head.number;
-      chain.blockAgeSeconds = Math.max(0, round(nowMs / 1000 - best.head.timestamp, 1));
+      chain.blockAgeSeconds = Math.max(0, round(beat.nowMs / 1000 - best.head.timestamp, 1));
       const client = new RpcClient(best.endpoint.url);
       try {
         const headers = await this.headers.load(client, best.head, AbortSignal.timeout(o.probeTimeoutMs));
-        Object.assign(chain, chainStats(headers, nowMs / 1000));
+        Object.assign(chain, chainStats(headers, beat.nowMs / 1000));
         consensus ??= consensusHealth('miners', undefined, activityFromMiners(headers));
       } catch (err) {
-        chainProblems.push(`recent blocks from ${best.endpoint.name}: ${(err as Error).message}`);
+        problems.push(`recent blocks from ${best.endpoint.name}: ${(err as Error).message}`);
       }
       chainRpcCalls = client.calls;
     }
@@ -140,27 +179,33 @@ export class HeartbeatService {
       try {
         chain.members = await o.members();
       } catch (err) {
-        chainProblems.push(`members: ${(err as Error).message}`);
+        problems.push(`members: ${(err as Error).message}`);
       }
     }
-    if (chainProblems.length) chain.problems = chainProblems;
+    if (problems.length) chain.problems = problems;
     this.sendChainTelemetry(chain);
-    if (chain.validatorSet && chainState.validatorSet && !sameSet(chain.validatorSet, chainState.validatorSet)) {
-      const added = chain.validatorSet.filter((v) => !chainState.validatorSet!.includes(v));
-      const removed = chainState.validatorSet.filter((v) => !chain.validatorSet!.includes(v));
-      event(EVENTS.validatorSetChanged, {
-        added: added.join(','),
-        removed: removed.join(','),
+    if (chain.validatorSet && knownValidatorSet && !sameSet(chain.validatorSet, knownValidatorSet)) {
+      beat.event(EVENTS.validatorSetChanged, {
+        added: chain.validatorSet.filter((v) => !knownValidatorSet.includes(v)).join(','),
+        removed: knownValidatorSet.filter((v) => !chain.validatorSet!.includes(v)).join(','),
         validators: chain.validatorSet.join(','),
       });
     }
+    return { chain, chainRpcCalls };
+  }
 
-    const pipeline = await this.pipeline(nowMs, chain.head);
-
-    // Alerts: same rules and thresholds as the Azure Monitor alert definitions.
+  /** Alerts: the same rules and thresholds as the Azure Monitor alert definitions; an event per transition. */
+  private evaluate(
+    beat: Beat,
+    validatorStates: ValidatorState[],
+    chain: ChainSample,
+    pipeline: PipelineSample,
+    previous: Map<string, AlertState>
+  ): { alerts: AlertState[]; transitions: AlertTransition[] } {
+    const o = this.options;
     const checks = alertChecks(
       {
-        validatorFailures: new Map(newStates.map((s) => [s.name, s.consecutiveFailures])),
+        validatorFailures: new Map(validatorStates.map((s) => [s.name, s.consecutiveFailures])),
         chainBlockAgeSeconds: chain.blockAgeSeconds,
         avgBlockTimeSeconds: chain.avgBlockTimeSeconds,
         outboxOldestAgeSeconds: pipeline.oldestPendingAgeSeconds,
@@ -174,36 +219,22 @@ export class HeartbeatService {
       },
       o.alerts,
       o.blockTimeSeconds,
-      previousAlerts
+      previous
     );
-    const { states: alerts, transitions } = evaluateAlerts(checks, previousAlerts, nowIso);
+    const { states: alerts, transitions } = evaluateAlerts(checks, previous, beat.nowIso);
     for (const t of transitions) {
       const a = t.alert;
       const properties = { rule: a.rule, subject: a.subject, value: String(a.value), threshold: String(a.threshold) };
-      event(t.kind === 'fired' ? EVENTS.alertFired : EVENTS.alertResolved, properties, {
+      beat.event(t.kind === 'fired' ? EVENTS.alertFired : EVENTS.alertResolved, properties, {
         value: a.value,
         threshold: a.threshold,
       });
       if (a.rule === ALERT_RULES.chainStalled && t.kind === 'fired')
-        event(EVENTS.chainStalled, { blockAgeSeconds: String(a.value), threshold: String(a.threshold) });
+        beat.event(EVENTS.chainStalled, { blockAgeSeconds: String(a.value), threshold: String(a.threshold) });
       if (a.rule === ALERT_RULES.chainStalled && t.kind === 'resolved')
-        event(EVENTS.chainResumed, { blockAgeSeconds: String(a.value) });
+        beat.event(EVENTS.chainResumed, { blockAgeSeconds: String(a.value) });
     }
-
-    const sample: BeatSample = { t: nowIso, validators, chain, pipeline };
-    await Promise.all([
-      o.store.putValidatorStates(newStates),
-      o.store.putAlerts(alerts),
-      chain.validatorSet ? o.store.putChainState({ validatorSet: chain.validatorSet }) : undefined,
-      o.store.addSample(sample),
-    ]);
-    await o.store.pruneSamples(nowMs - SAMPLE_RETENTION_MS);
-    this.lastBeatMs = nowMs;
-    // Timer instances may be frozen right after the run: send now rather than on the SDK's next interval.
-    await o.telemetry.flush().catch((err: Error) => o.log?.(`heartbeat: telemetry flush failed: ${err.message}`));
-
-    const rpcCalls = Object.fromEntries(probes.map((p) => [p.endpoint.name, p.rpcCalls]));
-    return { sample, rpcCalls, chainRpcCalls, events, transitions, alerts };
+    return { alerts, transitions };
   }
 
   private async pipeline(nowMs: number, head: number | undefined): Promise<PipelineSample> {
@@ -218,7 +249,7 @@ export class HeartbeatService {
         return undefined;
       }
     };
-    const since = this.lastBeatMs ?? nowMs - 60_000;
+    const since = this.lastBeatMs ?? nowMs - MINUTE_MS;
     const [backlog, deadLetters, rejections, projection, writeSide] = await Promise.all([
       attempt('outbox', sources.backlog),
       attempt('dead letters', sources.deadLetters && (() => sources.deadLetters!.count())),

@@ -3,6 +3,7 @@ import { isNotFound, odata, submitGrouped, TABLES, type TableStore } from '../st
 import { alertKey, type AlertRule, type AlertState } from './alerts';
 import type { BeatSample } from './model';
 import type { UnsupportedMethods } from './probe';
+import { MINUTE_MS } from '../util';
 
 /**
  * The heartbeat's state in TABLES.ops, so it holds across instances and restarts (timers are singletons, so
@@ -28,7 +29,7 @@ export interface ChainState {
   validatorSet?: string[];
 }
 
-export const SAMPLE_RETENTION_MS = 30 * 60 * 1000;
+export const SAMPLE_RETENTION_MS = 30 * MINUTE_MS;
 const SAMPLES = 'samples-';
 
 /** The hour partition of a time: samples-2026010112. */

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { RpcClient, isMethodNotFound } from './rpc';
 import { blockHeader, clientVersion, quantity, syncStatus, type BlockHeader, type SyncStatus } from './rpc-parse';
+import { DAY_MS } from '../util';
 import {
   FAMILIES,
   consensusHealth,
@@ -32,7 +33,7 @@ export function validatorEndpoint(url: string): ValidatorEndpoint {
 export type UnsupportedMethods = Record<string, string>;
 
 /** How long "method not found" is believed before asking again (a node may be reconfigured). */
-export const METHOD_RECHECK_MS = 24 * 60 * 60 * 1000;
+export const METHOD_RECHECK_MS = DAY_MS;
 
 export interface ProbeOptions {
   timeoutMs: number;

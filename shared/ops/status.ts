@@ -1,6 +1,7 @@
 import { ALERT_RULES, type AlertState } from './alerts';
 import type { BeatSample, ValidatorSample } from './model';
 import { SAMPLE_RETENTION_MS, type OpsStore } from './ops-store';
+import { MINUTE_MS } from '../util';
 
 /** The status endpoint's and the dashboard's views, built from TABLES.ops alone (no Application Insights query). */
 
@@ -56,7 +57,7 @@ export async function buildHistory(store: OpsStore, bankId: string, nowMs: numbe
   const [samples, alerts] = await Promise.all([store.samples(nowMs - SAMPLE_RETENTION_MS, nowMs), store.alerts()]);
   return {
     bankId,
-    windowMinutes: SAMPLE_RETENTION_MS / 60_000,
+    windowMinutes: SAMPLE_RETENTION_MS / MINUTE_MS,
     samples,
     status: statusFrom(samples[samples.length - 1], [...alerts.values()], bankId, nowMs),
   };

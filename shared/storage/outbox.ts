@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { TableClient, TransactionAction } from '@azure/data-tables';
-import { forEachLimit } from '../concurrency';
+import { forEachLimit } from '../util';
 import {
   isConflict,
   isNotFound,

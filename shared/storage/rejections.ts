@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { TableClient } from '@azure/data-tables';
 import type { RejectionCode } from '../domain/validate';
 import { isConflict, odata, TABLES, type TableStore } from './tables';
+import { DAY_MS } from '../util';
 
 /**
  * Messages that can never succeed (bad JSON, schema violations, another bank's events), with the reason, so
@@ -30,7 +31,6 @@ const invertedMs = (ms: number): string => String(MAX_TIME_MS - ms).padStart(16,
 const dayOf = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
 const rowKeyOf = (r: Pick<Rejection, 'enqueuedAt' | 'messageId'>): string =>
   `${invertedMs(Date.parse(r.enqueuedAt))}_${createHash('sha256').update(r.messageId).digest('hex').slice(0, 32)}`;
-const DAY_MS = 86_400_000;
 const FIELDS = ['messageId', 'eventId', 'code', 'reason', 'deliveryCount', 'enqueuedAt', 'rejectedAt', 'bodySize'];
 
 export class Rejections {

@@ -1,5 +1,5 @@
 import type { Chain } from '../chain/provider';
-import { forEachLimit } from '../concurrency';
+import { forEachLimit } from '../util';
 import type { BatchRow, Batches } from '../storage/batches';
 import type { Outbox } from '../storage/outbox';
 

@@ -9,7 +9,7 @@ import { isConflict, isNotFound, odata, TABLES, type TableStore } from '../stora
 import type { Telemetry } from '../telemetry';
 import type { RegistryEvent } from './events';
 import type { BlockJournal, StoredBlock } from './state';
-import { forEachLimit } from '../concurrency';
+import { forEachLimit } from '../util';
 import { listKeys, PARTITION_CONCURRENCY, submitPartitions } from './table-writes';
 import { WATCH_METRICS } from './telemetry-names';
 

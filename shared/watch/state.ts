@@ -7,7 +7,7 @@ import {
   TABLES,
   type TableStore,
 } from '../storage/tables';
-import { forEachLimit } from '../concurrency';
+import { forEachLimit } from '../util';
 
 /**
  * The watcher's own table (WatcherState):

@@ -1,5 +1,5 @@
 import type { TableClient, TableEntity, TransactionAction } from '@azure/data-tables';
-import { forEachLimit } from '../concurrency';
+import { forEachLimit } from '../util';
 import { isNotFound, submitGrouped } from '../storage/tables';
 
 /** Partitions written at once: projections touch one partition per subject, so this is where throughput comes from. */

@@ -13,7 +13,7 @@ import {
   type Checkpoint,
   type StoredBlock,
 } from './state';
-import { forEachLimit } from '../concurrency';
+import { forEachLimit } from '../util';
 import { WATCH_EVENTS, WATCH_METRICS } from './telemetry-names';
 
 /**
@@ -84,6 +84,8 @@ interface Header {
 }
 
 const EMPTY_JOURNAL: BlockJournal = { updates: [], members: [], ownEvents: [], ownTxs: [] };
+/** Block headers requested at once while checking a chunk's continuity. */
+const HEADER_FETCH_PARALLELISM = 16;
 /** Passes over the chain in one run when the chain forks under it, before leaving the rest to the next run. */
 const MAX_PASSES = 3;
 
@@ -315,7 +317,7 @@ export class Watcher {
   /** Headers of [from, to] in order; an empty list when any is missing (the chain got shorter: a fork). */
   private async headers(from: number, to: number): Promise<Header[]> {
     const headers: (Header | undefined)[] = new Array<Header | undefined>(to - from + 1);
-    await forEachLimit(headers.keys(), 16, async (i) => {
+    await forEachLimit(headers.keys(), HEADER_FETCH_PARALLELISM, async (i) => {
       headers[i] = await this.header(from + i);
     });
     return headers.every((h) => h !== undefined) ? headers : [];

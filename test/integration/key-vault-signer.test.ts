@@ -27,11 +27,11 @@ import { connectRegistry } from '../../shared/chain/registry';
 import { keyVaultClientOptions, localStackCredential } from '../../shared/identity';
 import {
   KeyVaultSigner,
-  KeyVaultSignerError,
   KeyVaultSigningKey,
   createKeyVaultSigner,
   type KeyVaultSigningKeyOptions,
 } from '../../shared/keyvault/key-vault-signer';
+import { KeyVaultSignerError } from '../../shared/keyvault/retry-policy';
 import { SIGN_CALLS_METRIC, SIGN_LATENCY_METRIC, SIGN_THROTTLED_METRIC } from '../../shared/keyvault/telemetry-names';
 import type { Telemetry } from '../../shared/telemetry';
 

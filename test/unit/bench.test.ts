@@ -1,4 +1,6 @@
-import { cpuCost, parseBenchArgs, percentile } from '../../bench/run';
+import { parseBenchArgs } from '../../bench/options';
+import { cpuCost } from '../../bench/report';
+import { percentile } from '../../bench/util';
 
 describe('bench arithmetic', () => {
   it('splits CPU per record by part of the stack and derives the CPU-bound ceiling', () => {

@@ -7,7 +7,7 @@ import {
   randomBytes,
   type TransactionRequest,
 } from 'ethers';
-import { toEthereumSignature } from '../../shared/keyvault/key-vault-signer';
+import { toEthereumSignature } from '../../shared/keyvault/signature';
 import { unsignedTransaction } from '../../shared/keyvault/transaction-signer';
 import { LocalTransactionSigner } from '../support/local-signer';
 

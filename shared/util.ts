@@ -1,3 +1,9 @@
+/** Time units, so durations read as what they are. */
+export const SECOND_MS = 1000;
+export const MINUTE_MS = 60 * SECOND_MS;
+export const HOUR_MS = 60 * MINUTE_MS;
+export const DAY_MS = 24 * HOUR_MS;
+
 /** Runs `work` over `items` with at most `limit` in flight. */
 export async function forEachLimit<T>(
   items: Iterable<T>,

@@ -1,0 +1,469 @@
+import { join } from 'node:path';
+import { JsonRpcProvider, NonceManager, Wallet, hexlify, randomBytes, type Log } from 'ethers';
+import { randomUUID } from 'node:crypto';
+import { spawnFunctionHost, type RunningHost } from '../local/host/spawn';
+import { LocalServiceBusQueue } from '../local/host/service-bus-queue';
+import { deployConsortium } from '../local/stack/consortium';
+import { bankSettings, startStack, type Stack } from '../local/stack/stack';
+import { connectRegistry, registryInterface, type RegistryRecord } from '../shared/chain/registry';
+import type { CreditUpdate } from '../shared/domain/credit-update';
+import { bytes16ToEventId, eventIdToBytes16 } from '../shared/domain/event-id';
+import { encodeRecord } from '../shared/domain/record-codec';
+import { sampleCreditUpdates } from '../local/sample-events';
+import { TableStore } from '../shared/storage/tables';
+import { WatcherStateStore } from '../shared/watch/state';
+import { busyPercent, cpuSecondsUsed, machineCpu, procStats, type ProcStats } from './proc';
+import { diffCounts, startTableCounter, type TableCounter, type TableCounts } from './table-counter';
+import { sleep, Progress, log, percentile, round, upperBound } from './util';
+import type { BenchOptions } from './options';
+
+/** The benchmark's environment and phases: a stack with the real apps, tracking, load, calibration. */
+// ---------- the environment: a stack and one Function App per bank ----------
+
+export interface Env {
+  stack: Stack;
+  hosts: RunningHost[];
+  queues: LocalServiceBusQueue[];
+  stores: WatcherStateStore[];
+  provider: JsonRpcProvider;
+  counter?: TableCounter;
+  stop(): Promise<void>;
+}
+
+export async function startEnv(o: BenchOptions, mode: 'batched' | 'naive', countTables: boolean): Promise<Env> {
+  log(`starting the local stack (${o.banks} banks, ${o.blockTime} s blocks, gas limit ${o.gasLimit}) for ${mode}…`);
+  const stack = await startStack({
+    banks: o.banks,
+    blockTimeSeconds: o.blockTime,
+    gasLimit: o.gasLimit,
+    confirmations: o.confirmations,
+  });
+  const hosts: RunningHost[] = [];
+  let counter: TableCounter | undefined;
+  const provider = new JsonRpcProvider(stack.info.chain.rpcUrl, undefined, { staticNetwork: true, cacheTimeout: -1 });
+  const stop = async (): Promise<void> => {
+    provider.destroy();
+    await Promise.all(hosts.map((h) => h.stop().catch(() => undefined)));
+    await counter?.stop();
+    await stack.stop();
+  };
+  try {
+    // Every Key Vault request (sign included) waits this long, like an HSM round trip.
+    stack.keyVault.faults.latencyMs = o.kvLatencyMs;
+    const appDir = join(__dirname, '..', '..');
+    for (const bank of stack.info.banks) {
+      const settings: Record<string, string> = { ...bankSettings(stack.info, bank.bankId), SUBMIT_MODE: mode };
+      if (countTables && bank === stack.info.banks[0]) {
+        counter = await startTableCounter(settings.AzureWebJobsStorage!);
+        settings.AzureWebJobsStorage = counter.connectionString;
+      }
+      log(`starting the ${bank.bankId} Function App…`);
+      hosts.push(await spawnFunctionHost({ name: `${bank.bankId} app`, appDir, settings }));
+    }
+    const queues = stack.info.banks.map((b) => new LocalServiceBusQueue(b.storageConnectionString, 'credit-updates'));
+    const stores = stack.info.banks.map(
+      (b) => new WatcherStateStore(new TableStore({ connectionString: b.storageConnectionString }))
+    );
+    return { stack, hosts, queues, stores, provider, counter, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+export function processes(env: Env): Record<string, ProcStats | undefined> {
+  const out: Record<string, ProcStats | undefined> = {
+    ...Object.fromEntries(
+      env.stack.azurite.processes.map((p, i) => [
+        `azurite ${env.stack.azurite.accounts[i]?.name ?? i}`,
+        procStats(p.child.pid),
+      ])
+    ),
+    anvil: procStats(env.stack.anvil.process.child.pid),
+    'bench (publisher, Key Vault stand-in, counter)': procStats(process.pid),
+  };
+  env.hosts.forEach((h, i) => (out[`host ${env.stack.info.banks[i]!.bankId}`] = procStats(h.process.child.pid)));
+  return out;
+}
+
+// ---------- tracking: chain logs and every bank's checkpoint ----------
+
+export interface Sample {
+  t: number; // ms since the phase started
+  checkpoints: number[];
+  head: number;
+}
+
+export const UPDATED_TOPIC = registryInterface.getEvent('CreditRecordUpdated')!.topicHash;
+export const SKIPPED_TOPIC = registryInterface.getEvent('CreditRecordSkipped')!.topicHash;
+
+export class Tracker {
+  readonly blockOf = new Map<string, number>();
+  readonly txOf = new Map<string, string>();
+  readonly skipped = new Set<string>();
+  readonly samples: Sample[] = [];
+  readonly blockSeenAt = new Map<number, number>();
+  private nextBlock: number;
+  readonly started = Date.now();
+
+  constructor(
+    private readonly env: Env,
+    readonly sentAt: Map<string, number>,
+    readonly ownerOf: Map<string, number>,
+    fromBlock: number
+  ) {
+    this.nextBlock = fromBlock;
+  }
+
+  get onChain(): number {
+    return this.blockOf.size;
+  }
+
+  async poll(): Promise<Sample> {
+    const { provider, stack, stores } = this.env;
+    const head = await provider.getBlockNumber();
+    const t = Date.now() - this.started;
+    for (let b = this.nextBlock; b <= head; b++) if (!this.blockSeenAt.has(b)) this.blockSeenAt.set(b, t);
+    if (head >= this.nextBlock) {
+      const logs: Log[] = await provider.getLogs({
+        address: stack.info.chain.registryAddress,
+        topics: [[UPDATED_TOPIC, SKIPPED_TOPIC]],
+        fromBlock: this.nextBlock,
+        toBlock: head,
+      });
+      for (const entry of logs) {
+        const parsed = registryInterface.parseLog(entry);
+        const id = bytes16ToEventId(parsed!.args.eventId as string);
+        if (!this.sentAt.has(id)) continue;
+        if (parsed!.name === 'CreditRecordUpdated') {
+          this.blockOf.set(id, entry.blockNumber);
+          this.txOf.set(id, entry.transactionHash);
+        } else this.skipped.add(id);
+      }
+      this.nextBlock = head + 1;
+    }
+    const checkpoints = await Promise.all(stores.map((s) => s.readCheckpoint(0).then((c) => c.block)));
+    const sample = { t, checkpoints, head };
+    this.samples.push(sample);
+    return sample;
+  }
+
+  /** Records of this phase at or below `block`. */
+  projectedCount(sortedBlocks: number[], checkpoints: number[]): number {
+    return upperBound(sortedBlocks, Math.min(...checkpoints));
+  }
+
+  allProjected(sample: Sample): boolean {
+    if (this.blockOf.size + this.skipped.size < this.sentAt.size) return false;
+    const maxBlock = Math.max(...this.blockOf.values());
+    return sample.checkpoints.every((c) => c >= maxBlock);
+  }
+
+  /** When (ms since start) every bank's checkpoint first covered `block`, per bank. */
+  projectedAt(block: number): number[] {
+    const banks = this.env.stores.length;
+    const out = new Array<number>(banks).fill(NaN);
+    for (const s of this.samples) {
+      for (let i = 0; i < banks; i++) if (Number.isNaN(out[i]) && s.checkpoints[i]! >= block) out[i] = s.t;
+    }
+    return out;
+  }
+}
+
+export interface PhaseResult {
+  name: string;
+  events: number;
+  records: number;
+  skipped: number;
+  seconds: number;
+  /** Steady state: from 10% to 90% of the records projected at every bank. */
+  window: { fromSec: number; toSec: number; records: number; kind: string };
+  throughputRecordsPerSec: number;
+  projectionRecordsPerSec: number;
+  chainRecordsPerSec: number;
+  latencyAnotherBank: { p50: number; p95: number; p99: number; max: number };
+  latencyEveryBank: { p50: number; p95: number; p99: number; max: number };
+  blocks: { first: number; last: number; measuredBlockTimeSec: number; txs: number; gasUsed: number };
+  timeline: { t: number; projectedAll: number; onChain: number }[];
+  latencyPoints: [number, number][];
+  signCalls: number;
+  tables?: TableCounts;
+  /** CPU seconds each process of the stack used during the phase (/proc). */
+  cpuSeconds: Record<string, number>;
+  /** How busy all the machine's cores were during the phase (/proc/stat, every process). */
+  machineBusyPercent: number;
+  complete: boolean;
+}
+
+export function lat(values: number[]): PhaseResult['latencyAnotherBank'] {
+  const sorted = [...values].sort((a, b) => a - b);
+  return {
+    p50: round(percentile(sorted, 50)),
+    p95: round(percentile(sorted, 95)),
+    p99: round(percentile(sorted, 99)),
+    max: round(sorted.at(-1) ?? NaN),
+  };
+}
+
+export type Publish = (events: CreditUpdate[], ownerIndex: number) => Promise<void>;
+
+/**
+ * Runs one phase: `drive` publishes (and records send times), while the tracker polls the chain and every bank's
+ * checkpoint until every record is projected at every bank (or nothing moves for `stallSeconds`).
+ */
+export async function runPhase(
+  env: Env,
+  name: string,
+  total: number,
+  drive: (publish: Publish) => Promise<void>,
+  stallSeconds: number
+): Promise<PhaseResult> {
+  const sentAt = new Map<string, number>();
+  const ownerOf = new Map<string, number>();
+  const fromBlock = (await env.provider.getBlockNumber()) + 1;
+  const tracker = new Tracker(env, sentAt, ownerOf, fromBlock);
+  const signsBefore = env.stack.keyVault.stats.signCalls;
+  const tablesBefore = env.counter?.snapshot();
+  const procBefore = processes(env);
+  const machineBefore = machineCpu();
+  const publish: Publish = async (events, ownerIndex) => {
+    const queue = env.queues[ownerIndex]!;
+    await Promise.all(
+      events.map(async (e) => {
+        sentAt.set(e.eventId, Date.now() - tracker.started);
+        ownerOf.set(e.eventId, ownerIndex);
+        await queue.send({ body: JSON.stringify(e), messageId: e.eventId, contentType: 'application/json' });
+      })
+    );
+  };
+  const progress = new Progress();
+  let driving = true;
+  const driver = drive(publish).finally(() => (driving = false));
+  let lastMove = Date.now();
+  let lastKey = '';
+  let complete = false;
+  let sorted: number[] = [];
+  for (;;) {
+    await sleep(250);
+    const sample = await tracker.poll();
+    sorted = [...tracker.blockOf.values()].sort((a, b) => a - b);
+    const projected = tracker.projectedCount(sorted, sample.checkpoints);
+    const key = `${tracker.onChain}/${sample.checkpoints.join(',')}/${sentAt.size}`;
+    if (key !== lastKey || driving) [lastKey, lastMove] = [key, Date.now()];
+    const secs = sample.t / 1000;
+    progress.update(
+      name.padEnd(10),
+      projected,
+      total,
+      `projected at every bank, ${tracker.onChain} on chain, ${sentAt.size} sent, ${secs.toFixed(0)} s`
+    );
+    if (!driving && sentAt.size >= total && tracker.allProjected(sample)) {
+      complete = true;
+      break;
+    }
+    if (Date.now() - lastMove > stallSeconds * 1000) {
+      progress.done();
+      log(`${name}: nothing moved for ${stallSeconds} s; ending the phase incomplete`);
+      break;
+    }
+  }
+  progress.done();
+  await driver;
+  const seconds = (Date.now() - tracker.started) / 1000;
+  const procAfter = processes(env);
+  const machineAfter = machineCpu();
+
+  // Throughput over time: records of this phase projected at every bank (min checkpoint) and on chain.
+  const timeline = tracker.samples.map((s) => ({
+    t: s.t / 1000,
+    projectedAll: tracker.projectedCount(sorted, s.checkpoints),
+    onChain: upperBound(sorted, s.head),
+  }));
+  const records = sorted.length;
+  const at = (frac: number): number => timeline.find((p) => p.projectedAll >= frac * records)?.t ?? NaN;
+  const [from, to] = [at(0.1), at(0.9)];
+  const windowRecords =
+    (timeline.find((p) => p.t === to)?.projectedAll ?? 0) - (timeline.find((p) => p.t === from)?.projectedAll ?? 0);
+  // Too few blocks for a window (a small run lands in one or two blocks): records over first send → all projected.
+  const lastT = timeline.find((p) => p.projectedAll >= records)?.t ?? NaN;
+  const firstSent = Math.min(...sentAt.values()) / 1000;
+  const windowed = to > from && windowRecords > 0;
+  const projectionRate = windowed ? windowRecords / (to - from) : records / (lastT - firstSent);
+  // End to end: from the first send until 90% of the records are projected at every bank (ramp-up included,
+  // the stragglers' tail left out). The 10%-90% window above is the projection stage's own rate, which can run
+  // ahead of the chain while it works off a backlog, so it is reported as a stage rate, not as throughput.
+  const t90 = to > firstSent ? to : lastT;
+  const throughput = (to > firstSent ? 0.9 * records : records) / (t90 - firstSent);
+  const chainAt = (frac: number): number => timeline.find((p) => p.onChain >= frac * records)?.t ?? NaN;
+  const [cf, ct] = [chainAt(0.1), chainAt(0.9)];
+  const chainRate = ct > cf ? (0.8 * records) / (ct - cf) : NaN;
+
+  // Latency: enqueue → the first other bank's checkpoint covers the record's block (and → every bank).
+  const byBlock = new Map<number, number[]>();
+  const another: number[] = [];
+  const every: number[] = [];
+  const latencyPoints: [number, number][] = [];
+  for (const [id, block] of tracker.blockOf) {
+    let perBank = byBlock.get(block);
+    if (!perBank) byBlock.set(block, (perBank = tracker.projectedAt(block)));
+    const sent = sentAt.get(id)!;
+    const own = ownerOf.get(id)!;
+    const others = perBank.filter((_, i) => i !== own || perBank.length === 1);
+    const first = Math.min(...others);
+    const all = Math.max(...perBank);
+    if (Number.isFinite(first)) {
+      another.push((first - sent) / 1000);
+      latencyPoints.push([sent / 1000, (first - sent) / 1000]);
+    }
+    if (Number.isFinite(all)) every.push((all - sent) / 1000);
+  }
+
+  // Blocks, measured block time and gas of this phase's transactions.
+  const blocks = { first: sorted[0] ?? 0, last: sorted.at(-1) ?? 0, measuredBlockTimeSec: NaN, txs: 0, gasUsed: 0 };
+  const txs = new Set(tracker.txOf.values());
+  blocks.txs = txs.size;
+  if (txs.size <= 2_000) {
+    for (const hash of txs) blocks.gasUsed += Number((await env.provider.getTransactionReceipt(hash))?.gasUsed ?? 0n);
+  }
+  if (blocks.last > blocks.first) {
+    const [a, b] = await Promise.all([env.provider.getBlock(blocks.first), env.provider.getBlock(blocks.last)]);
+    blocks.measuredBlockTimeSec = round((b!.timestamp - a!.timestamp) / (blocks.last - blocks.first), 3);
+  }
+  const tablesAfter = env.counter?.snapshot();
+  return {
+    name,
+    events: sentAt.size,
+    records,
+    skipped: tracker.skipped.size,
+    seconds: round(seconds, 1),
+    window: windowed
+      ? {
+          fromSec: round(from, 1),
+          toSec: round(to, 1),
+          records: windowRecords,
+          kind: '10%-90% projected at every bank',
+        }
+      : {
+          fromSec: round(firstSent, 1),
+          toSec: round(lastT, 1),
+          records,
+          kind: 'first send to all projected (too few blocks for 10%-90%)',
+        },
+    throughputRecordsPerSec: round(throughput, 1),
+    projectionRecordsPerSec: round(projectionRate, 1),
+    chainRecordsPerSec: round(chainRate, 1),
+    latencyAnotherBank: lat(another),
+    latencyEveryBank: lat(every),
+    blocks,
+    timeline,
+    latencyPoints,
+    signCalls: env.stack.keyVault.stats.signCalls - signsBefore,
+    tables: tablesAfter && tablesBefore ? diffCounts(tablesAfter, tablesBefore) : undefined,
+    cpuSeconds: cpuSecondsUsed(procBefore, procAfter),
+    machineBusyPercent: busyPercent(machineBefore, machineAfter),
+    complete,
+  };
+}
+
+// ---------- events ----------
+
+export function eventsFor(o: BenchOptions, total: number, tag: string): CreditUpdate[][] {
+  return Array.from({ length: o.banks }, (_, i) => {
+    const bankId = `BANK-${String.fromCharCode(65 + i)}`;
+    const count = Math.floor(total / o.banks) + (i < total % o.banks ? 1 : 0);
+    // Distinct subjects per phase and bank (every record new: the costlier case the capacity is computed for).
+    return sampleCreditUpdates({ bankId, count }).map((e, j) => ({
+      ...e,
+      subject: { country: 'SE', idType: 'national-id', value: `${tag}${i}-${j}` },
+    }));
+  });
+}
+
+/** Publishes everything at once, as fast as the queues take it (64 sends in flight per bank). */
+export async function publishAll(publish: Publish, perBank: CreditUpdate[][]): Promise<void> {
+  await Promise.all(
+    perBank.map(async (events, bank) => {
+      for (let i = 0; i < events.length; i += 64) await publish(events.slice(i, i + 64), bank);
+    })
+  );
+}
+
+/** A steady rate across banks (round robin). */
+export async function publishSteady(publish: Publish, perBank: CreditUpdate[][], ratePerSec: number): Promise<void> {
+  const flat: [CreditUpdate, number][] = [];
+  const longest = Math.max(...perBank.map((l) => l.length));
+  for (let j = 0; j < longest; j++) perBank.forEach((l, b) => l[j] && flat.push([l[j]!, b]));
+  const started = Date.now();
+  const inFlight: Promise<void>[] = [];
+  for (const [k, [event, bank]] of flat.entries()) {
+    const due = started + (k * 1000) / ratePerSec;
+    if (due > Date.now()) await sleep(due - Date.now());
+    inFlight.push(publish([event], bank));
+  }
+  await Promise.all(inFlight);
+}
+
+// ---------- capacity calibration ----------
+
+export interface Calibration {
+  gasLimit: number;
+  gasPerNewRecord: number;
+  gasPerUpdate: number;
+  gasPerTransaction: number;
+  samples: { records: number; kind: string; gasUsed: number }[];
+}
+
+/**
+ * Gas from real receipts: a throwaway CreditRegistry on the same chain and a funded test member submit 50 and
+ * 150 new records (slope: gas per new record, intercept: per transaction), then 150 updates of those subjects.
+ */
+export async function calibrate(env: Env): Promise<Calibration> {
+  const { provider } = env;
+  const member = Wallet.createRandom().connect(provider);
+  const { registryAddress } = await deployConsortium(env.stack.info.chain.rpcUrl, [
+    { address: member.address, bankId: 'CALIBRATION' },
+  ]);
+  const registry = connectRegistry(registryAddress, new NonceManager(member));
+  const subjects = Array.from({ length: 200 }, () => hexlify(randomBytes(32)));
+  const record = (subject: string, sequence: bigint): RegistryRecord => ({
+    subject,
+    eventId: eventIdToBytes16(randomUUID()),
+    data: encodeRecord({
+      sequence,
+      asOf: 1_767_225_600,
+      score: 700,
+      openAccounts: 2,
+      delinquencies: { days30: 0, days60: 0, days90: 0 },
+      defaulted: false,
+      totalBalance: 1_000,
+      creditLimit: 10_000,
+    }),
+  });
+  const send = async (records: RegistryRecord[], kind: string) => {
+    const tx = await registry.submitBatch(records, { gasLimit: 10_000_000 });
+    const receipt = await tx.wait();
+    return { records: records.length, kind, gasUsed: Number(receipt!.gasUsed) };
+  };
+  const a = await send(
+    subjects.slice(0, 50).map((s) => record(s, 1n)),
+    'new'
+  );
+  const b = await send(
+    subjects.slice(50, 200).map((s) => record(s, 1n)),
+    'new'
+  );
+  const perNew = (b.gasUsed - a.gasUsed) / (b.records - a.records);
+  const perTx = a.gasUsed - a.records * perNew;
+  const u = await send(
+    subjects.slice(50, 200).map((s) => record(s, 2n)),
+    'update'
+  );
+  const latest = await provider.getBlock('latest');
+  return {
+    gasLimit: Number(latest!.gasLimit),
+    gasPerNewRecord: Math.round(perNew),
+    gasPerUpdate: Math.round((u.gasUsed - perTx) / u.records),
+    gasPerTransaction: Math.round(perTx),
+    samples: [a, b, u],
+  };
+}
