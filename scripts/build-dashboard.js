@@ -13,7 +13,13 @@ const { outputText, diagnostics } = ts.transpileModule(source, {
   compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ES2022, removeComments: true },
 });
 if (diagnostics && diagnostics.length > 0) {
-  console.error(ts.formatDiagnostics(diagnostics, { getCanonicalFileName: (f) => f, getCurrentDirectory: () => root, getNewLine: () => '\n' }));
+  console.error(
+    ts.formatDiagnostics(diagnostics, {
+      getCanonicalFileName: (f) => f,
+      getCurrentDirectory: () => root,
+      getNewLine: () => '\n',
+    })
+  );
   process.exit(1);
 }
 const outDir = join(root, 'dist/shared/ops/dashboard');
