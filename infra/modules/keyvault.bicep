@@ -1,6 +1,6 @@
 // Key Vault Premium (HSM-backed keys) with RBAC authorization, soft delete and purge protection, and the
 // bank's transaction signer key. The pseudonymization secret is NOT created here: its value is the
-// consortium's shared key, which the consortium admin sets with `az keyvault secret set` (see README).
+// consortium's shared key, which the consortium admin sets with `az keyvault secret set` (see docs/deploy-azure.md).
 
 @description('Azure region.')
 param location string
