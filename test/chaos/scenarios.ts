@@ -130,7 +130,7 @@ export const SCENARIOS: Scenario[] = [
   },
   {
     name: `reorg deeper than the watcher's window (${2 * CHAOS_CHAIN.reorgWindowBlocks} blocks), then rebuild-projections`,
-    short: true,
+    short: false, // npm test: test/integration/reconcile.test.ts rebuilds after a reorg deeper than the window
     async run(ctx) {
       // Late enough that the blocks it takes away hold batches the watcher had already confirmed, and deep enough
       // to pass below the window however far a busy watcher lags.
@@ -176,7 +176,7 @@ export const SCENARIOS: Scenario[] = [
   },
   {
     name: 'two apps for one bank at once',
-    short: true,
+    short: false, // npm test: two submitters at once in submitter.test.ts and reconcile.test.ts
     async run(ctx) {
       const bankId = ctx.env.bankIds[0]!;
       const second = await ctx.env.startHost(bankId);

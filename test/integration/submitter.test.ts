@@ -44,7 +44,7 @@ describe('submitter on a 1 s block chain', () => {
   it.each(['afterSign', 'afterWriteAhead', 'afterClaim', 'afterBroadcast'] as const)(
     'loses and duplicates nothing after a crash %s',
     async (point) => {
-      const ids = await acceptEvents(bed, 300);
+      const ids = await acceptEvents(bed, 100);
       const crash = new Error(`crash ${point}`);
       const crashing = bed.deps({
         crashPoints: {
@@ -125,13 +125,13 @@ describe('submitter with the RPC endpoint down for a while', () => {
     const ids = await acceptEvents(bed, 200);
     down = true;
     const outage = bed.deps();
-    const deadline = Date.now() + 30_000;
+    const deadline = Date.now() + 10_000;
     let failedRuns = 0;
     while (Date.now() < deadline) {
       await runSubmit(outage).catch(() => failedRuns++);
       await new Promise((r) => setTimeout(r, 1_000));
     }
-    expect(failedRuns).toBeGreaterThan(20);
+    expect(failedRuns).toBeGreaterThan(5);
     expect((await outage.outbox.readPending(1000)).length).toBe(200);
     down = false;
     await drain(bed, bed.deps());
