@@ -16,6 +16,7 @@ import {
   ConsortiumMonitor,
 } from '../local/consortium-view';
 import { rebuildCommand } from './rebuild';
+import { errorMessage, redactUrl } from '../shared/redact';
 import { defaultStackFile, startStack, writeStackFile, type Stack, type StackOptions } from '../local/stack/stack';
 
 /**
@@ -81,10 +82,10 @@ function noPositionals(positionals: string[]): void {
 function describeStack(stack: Stack): string {
   const { info } = stack;
   const lines = [
-    `chain        ${info.chain.rpcUrl}  (chain id ${info.chain.chainId}, ${info.chain.blockTimeSeconds} s blocks)`,
+    `chain        ${redactUrl(info.chain.rpcUrl)}  (chain id ${info.chain.chainId}, ${info.chain.blockTimeSeconds} s blocks)`,
     `registry     ${info.chain.registryAddress}  (deployed in block ${info.chain.deployBlock})`,
-    `key vault    ${info.keyVaultUrl}`,
-    `app insights ${info.appInsights.url}`,
+    `key vault    ${redactUrl(info.keyVaultUrl)}`,
+    `app insights ${redactUrl(info.appInsights.url)}`,
     `storage      ${stack.azurite.accounts[0]!.tableUrl.replace(/\/[^/]+$/, '')} (tables), one account per bank`,
     `tls          trust ${info.caCertFile} (NODE_EXTRA_CA_CERTS)`,
     ...info.banks.map(
@@ -173,7 +174,7 @@ const commands: Record<string, Command> = {
           if (exitWhenDone) {
             const summary = await demo.catch((err: Error) => {
               if (interrupted.signal.aborted) return undefined;
-              throw new Error(`demo failed: ${err.message}`);
+              throw new Error(`demo failed: ${errorMessage(err)}`);
             });
             if (summary) console.log(JSON.stringify(summary));
             else process.exitCode = 130; // interrupted before the demo was done
@@ -183,7 +184,7 @@ const commands: Record<string, Command> = {
           demo
             .then(
               (summary) => console.error(`demo done: ${JSON.stringify(summary)}`),
-              (err: Error) => !interrupted.signal.aborted && console.error(`demo failed: ${err.message}`)
+              (err: unknown) => !interrupted.signal.aborted && console.error(`demo failed: ${errorMessage(err)}`)
             )
             .finally(() => (demoRunning = false));
         }
@@ -376,8 +377,9 @@ export async function main(argv: string[]): Promise<number> {
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
     const usage = err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
+    // A chain or vault error may quote an endpoint URL with its credentials: printed redacted.
     console.error(
-      `ledger-bridge ${name}: ${(err as Error).message}${usage ? `\nusage: ${command.usage.split('\n')[0]!}  (--help for more)` : ''}`
+      `ledger-bridge ${name}: ${errorMessage(err)}${usage ? `\nusage: ${command.usage.split('\n')[0]!}  (--help for more)` : ''}`
     );
     return usage ? 2 : 1;
   }
@@ -386,8 +388,8 @@ export async function main(argv: string[]): Promise<number> {
 export function runCli(): void {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
-    (err: Error) => {
-      console.error(err.message);
+    (err: unknown) => {
+      console.error(errorMessage(err));
       process.exit(1);
     }
   );

@@ -1,4 +1,6 @@
 import { app, type HttpRequest, type HttpResponseInit } from '@azure/functions';
+import { PROTECTED_AUTH_LEVEL, requireRole } from './access';
+import { APP_ROLES } from '../shared/access';
 import { lookupCreditRecords, NO_STORE } from '../shared/read/requests';
 import { getServices } from '../shared/services';
 
@@ -8,7 +10,7 @@ export async function creditRecordsLookup(request: HttpRequest): Promise<HttpRes
   const answer = await lookupCreditRecords(
     services.reader,
     (subject) => services.pseudonymize(subject),
-    () => request.json(),
+    () => request.text(),
     request.query
   );
   return { status: answer.status, jsonBody: answer.body, headers: NO_STORE };
@@ -17,6 +19,6 @@ export async function creditRecordsLookup(request: HttpRequest): Promise<HttpRes
 app.http('creditRecordsLookup', {
   route: 'credit-records/lookup',
   methods: ['POST'],
-  authLevel: 'function',
-  handler: creditRecordsLookup,
+  authLevel: PROTECTED_AUTH_LEVEL,
+  handler: requireRole(APP_ROLES.creditRecordsRead, creditRecordsLookup),
 });

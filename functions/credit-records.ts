@@ -1,4 +1,6 @@
 import { app, type HttpRequest, type HttpResponseInit } from '@azure/functions';
+import { PROTECTED_AUTH_LEVEL, requireRole } from './access';
+import { APP_ROLES } from '../shared/access';
 import { NO_STORE, readCreditRecords } from '../shared/read/requests';
 import { getServices } from '../shared/services';
 
@@ -11,6 +13,6 @@ export async function creditRecords(request: HttpRequest): Promise<HttpResponseI
 app.http('creditRecords', {
   route: 'credit-records/{subjectRef}',
   methods: ['GET'],
-  authLevel: 'function',
-  handler: creditRecords,
+  authLevel: PROTECTED_AUTH_LEVEL,
+  handler: requireRole(APP_ROLES.creditRecordsRead, creditRecords),
 });

@@ -1,11 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { app, type HttpResponseInit } from '@azure/functions';
+import { PROTECTED_AUTH_LEVEL, requireRole } from './access';
+import { APP_ROLES } from '../shared/access';
 import { getConfig } from '../shared/config';
 import { dashboardHtml } from '../shared/ops/dashboard-html';
 
 /**
  * The ops dashboard: one self-contained page (inline CSS, JS and SVG; no CDN) that polls /api/status/history.
- * Function-level auth: open it with ?code=<function key>; the page sends that key to the data endpoint.
+ * In Azure, Entra sign-in and the Operations.Read role guard it and its data (no key in the URL); locally, open it
+ * with ?code=<function key>, which the page sends on to the data endpoint.
  */
 export async function dashboard(): Promise<HttpResponseInit> {
   const nonce = randomBytes(16).toString('base64');
@@ -23,4 +26,9 @@ export async function dashboard(): Promise<HttpResponseInit> {
   };
 }
 
-app.http('dashboard', { route: 'dashboard', methods: ['GET'], authLevel: 'function', handler: dashboard });
+app.http('dashboard', {
+  route: 'dashboard',
+  methods: ['GET'],
+  authLevel: PROTECTED_AUTH_LEVEL,
+  handler: requireRole(APP_ROLES.operationsRead, dashboard),
+});

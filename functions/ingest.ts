@@ -1,5 +1,6 @@
 import { app, type InvocationContext, type ServiceBusQueueFunctionOptions } from '@azure/functions';
 import { CREDIT_UPDATES_QUEUE } from '../shared/domain/credit-update';
+import { errorMessage } from '../shared/redact';
 import { getServices } from '../shared/services';
 
 /** One credit-update message: settled when accepted, a duplicate or rejected; a throw means "deliver again". */
@@ -17,7 +18,7 @@ export async function ingest(body: unknown, context: InvocationContext): Promise
     const result = await getServices().ingest(message);
     context.log(JSON.stringify({ event: 'ingest', ...fields, ...result }));
   } catch (err) {
-    context.warn(JSON.stringify({ event: 'ingest', ...fields, outcome: 'retry', error: (err as Error).message }));
+    context.warn(JSON.stringify({ event: 'ingest', ...fields, outcome: 'retry', error: errorMessage(err) }));
     throw err;
   }
 }

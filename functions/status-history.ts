@@ -1,4 +1,6 @@
 import { app, type HttpResponseInit } from '@azure/functions';
+import { PROTECTED_AUTH_LEVEL, requireRole } from './access';
+import { APP_ROLES } from '../shared/access';
 import { getServices } from '../shared/services';
 
 /** The last 30 minutes of heartbeat samples and the current status: the dashboard's data. */
@@ -10,6 +12,6 @@ export async function statusHistory(): Promise<HttpResponseInit> {
 app.http('statusHistory', {
   route: 'status/history',
   methods: ['GET'],
-  authLevel: 'function',
-  handler: statusHistory,
+  authLevel: PROTECTED_AUTH_LEVEL,
+  handler: requireRole(APP_ROLES.operationsRead, statusHistory),
 });

@@ -1,4 +1,6 @@
 import { app, type HttpResponseInit } from '@azure/functions';
+import { PROTECTED_AUTH_LEVEL, requireRole } from './access';
+import { APP_ROLES } from '../shared/access';
 import { getServices } from '../shared/services';
 
 /** Validators, chain, pipeline and alerts as of the last heartbeat (TABLES.ops; no Application Insights query). */
@@ -7,4 +9,9 @@ export async function status(): Promise<HttpResponseInit> {
   return { status: 200, jsonBody: report, headers: { 'cache-control': 'no-store' } };
 }
 
-app.http('status', { route: 'status', methods: ['GET'], authLevel: 'function', handler: status });
+app.http('status', {
+  route: 'status',
+  methods: ['GET'],
+  authLevel: PROTECTED_AUTH_LEVEL,
+  handler: requireRole(APP_ROLES.operationsRead, status),
+});

@@ -38,6 +38,20 @@ param blockTimeSeconds int = 2
 @description('Name of the EC-HSM P-256K signer key created in Key Vault (SIGNER_KEY_NAME). A new name is a new on-chain address.')
 param signerKeyName string = 'signer-1'
 
+@description('Name of a second signer key to create ahead of a rotation, while the app still signs with signerKeyName; empty for none (docs/deploy-azure.md, Rotating the signer key).')
+param nextSignerKeyName string = ''
+
+@description('Recover this environment\'s soft-deleted Key Vault (after `azd down`) instead of creating it. Set it for one deployment, then back to false: it fails when there is no deleted vault.')
+param recoverKeyVault bool = false
+
+@description('Application (client) id of the Microsoft Entra app registration that App Service authentication checks tokens against (LEDGER_AUTH_CLIENT_ID). The tenant\'s identity admins create it before the first deployment (docs/deploy-azure.md).')
+@minLength(36)
+@maxLength(36)
+param authClientId string
+
+@description('Comma-separated CIDR ranges allowed to reach the Function App and its deployment endpoint over the internet; empty allows any address (App Service authentication still applies). No effect with enablePrivateNetworking, which closes the public endpoint.')
+param allowedIpRanges string = ''
+
 @description('Name of the Key Vault secret holding the consortium pseudonymization key (PSEUDONYMIZATION_SECRET_NAME). Its value is set by the consortium admin, never by this template.')
 param pseudonymizationSecretName string = 'pseudonymization-key'
 
@@ -68,10 +82,10 @@ param alertRejectionRatePercent int = 5
 @description('E-mail address the action group notifies; empty creates the action group without receivers.')
 param alertEmail string = ''
 
-@description('Object id of the deploying user or admin group (azd sets AZURE_PRINCIPAL_ID); gets Key Vault Secrets Officer to set the pseudonymization secret. Empty skips it.')
+@description('Object id of the deploying user or admin group (azd sets AZURE_PRINCIPAL_ID); gets Key Vault Secrets Officer to set the pseudonymization secret and Key Vault Reader to read the signer keys\' public part (the address). Empty skips both.')
 param adminPrincipalId string = ''
 
-@description('Put Storage, Service Bus (Premium) and Key Vault behind private endpoints and integrate the Function App with a VNet.')
+@description('Recommended for production: put Storage, Service Bus (Premium), Key Vault and the Function App itself behind private endpoints, integrate the Function App with a VNet, and close every public endpoint.')
 param enablePrivateNetworking bool = false
 
 @description('Flex Consumption instance memory in MB.')
@@ -93,11 +107,15 @@ var names = {
   storage: 'st${token}'
   serviceBus: 'sb-${token}'
   keyVault: 'kv-${token}'
+  identity: 'id-${token}'
   plan: 'plan-${token}'
   functionApp: 'func-${token}'
   vnet: 'vnet-${token}'
   workbook: guid(subscription().id, environmentName, 'ledger-bridge-workbook')
 }
+
+// Trimmed, empty entries dropped: 'a, b,' is ['a', 'b'].
+var ipRanges = filter(map(split(allowedIpRanges, ','), cidr => trim(cidr)), cidr => !empty(cidr))
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: names.resourceGroup
@@ -159,10 +177,13 @@ module keyVault 'modules/keyvault.bicep' = {
     tags: tags
     name: names.keyVault
     signerKeyName: signerKeyName
+    nextSignerKeyName: nextSignerKeyName
+    recoverSoftDeleted: recoverKeyVault
     publicNetworkAccess: enablePrivateNetworking ? 'Disabled' : 'Enabled'
   }
 }
 
+// The services the app calls. No queue endpoint: nothing in Azure uses storage queues.
 module privateEndpoints 'modules/private-endpoints.bicep' = if (enablePrivateNetworking) {
   scope: rg
   name: 'private-endpoints'
@@ -171,20 +192,73 @@ module privateEndpoints 'modules/private-endpoints.bicep' = if (enablePrivateNet
     tags: tags
     subnetId: network.outputs.privateEndpointSubnetId
     vnetId: network.outputs.vnetId
-    storageAccountId: storage.outputs.id
-    serviceBusNamespaceId: serviceBus.outputs.id
-    keyVaultId: keyVault.outputs.id
+    endpoints: [
+      {
+        name: 'blob'
+        target: storage.outputs.id
+        groupId: 'blob'
+        zone: 'privatelink.blob.${environment().suffixes.storage}'
+      }
+      {
+        name: 'table'
+        target: storage.outputs.id
+        groupId: 'table'
+        zone: 'privatelink.table.${environment().suffixes.storage}'
+      }
+      {
+        name: 'servicebus'
+        target: serviceBus.outputs.id
+        groupId: 'namespace'
+        zone: 'privatelink.servicebus.windows.net'
+      }
+      { name: 'vault', target: keyVault.outputs.id, groupId: 'vault', zone: 'privatelink.vaultcore.azure.net' }
+    ]
+  }
+}
+
+// First, so that every role is assigned before the Function App exists (see modules/identity.bicep).
+module identity 'modules/identity.bicep' = {
+  scope: rg
+  name: 'identity'
+  params: {
+    location: location
+    tags: tags
+    name: names.identity
+  }
+}
+
+module roles 'modules/roles.bicep' = {
+  scope: rg
+  name: 'roles'
+  params: {
+    principalId: identity.outputs.principalId
+    adminPrincipalId: adminPrincipalId
+    storageAccountName: storage.outputs.name
+    serviceBusNamespaceName: serviceBus.outputs.name
+    queueName: serviceBus.outputs.queueName
+    keyVaultName: keyVault.outputs.name
+    signerKeyName: keyVault.outputs.signerKeyName
+    nextSignerKeyName: keyVault.outputs.nextSignerKeyName
+    appInsightsName: monitoring.outputs.appInsightsName
   }
 }
 
 module functionApp 'modules/functionapp.bicep' = {
   scope: rg
   name: 'functionapp'
+  // The app starts with its roles in place and, with private networking, with its backends reachable.
+  dependsOn: [roles, privateEndpoints]
   params: {
     location: location
     tags: tags
     planName: names.plan
     name: names.functionApp
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    tenantId: tenant().tenantId
+    authClientId: authClientId
+    allowedIpRanges: enablePrivateNetworking ? [] : ipRanges
+    publicNetworkAccess: enablePrivateNetworking ? 'Disabled' : 'Enabled'
     storageAccountName: storage.outputs.name
     deploymentContainerUrl: storage.outputs.deploymentContainerUrl
     appInsightsConnectionString: monitoring.outputs.appInsightsConnectionString
@@ -213,18 +287,18 @@ module functionApp 'modules/functionapp.bicep' = {
   }
 }
 
-module roles 'modules/roles.bicep' = {
+// The Function App's inbound private endpoint: with private networking it has no public endpoint at all.
+module appPrivateEndpoint 'modules/private-endpoints.bicep' = if (enablePrivateNetworking) {
   scope: rg
-  name: 'roles'
+  name: 'app-private-endpoint'
   params: {
-    principalId: functionApp.outputs.principalId
-    adminPrincipalId: adminPrincipalId
-    storageAccountName: storage.outputs.name
-    serviceBusNamespaceName: serviceBus.outputs.name
-    queueName: serviceBus.outputs.queueName
-    keyVaultName: keyVault.outputs.name
-    signerKeyName: keyVault.outputs.signerKeyName
-    appInsightsName: monitoring.outputs.appInsightsName
+    location: location
+    tags: tags
+    subnetId: network.outputs.privateEndpointSubnetId
+    vnetId: network.outputs.vnetId
+    endpoints: [
+      { name: 'sites', target: functionApp.outputs.id, groupId: 'sites', zone: 'privatelink.azurewebsites.net' }
+    ]
   }
 }
 
@@ -268,8 +342,23 @@ output AZURE_RESOURCE_GROUP string = rg.name
 @description('Name of the Function App (azd deploys the api service to it).')
 output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
 
-@description('Object id of the Function App system-assigned identity.')
-output FUNCTION_APP_PRINCIPAL_ID string = functionApp.outputs.principalId
+@description('HTTPS base URL of the Function App (read API under /api).')
+output FUNCTION_APP_URL string = 'https://${functionApp.outputs.defaultHostName}'
+
+@description('Sign-in redirect URI to register on the auth app registration (web platform).')
+output AUTH_REDIRECT_URI string = 'https://${functionApp.outputs.defaultHostName}/.auth/login/aad/callback'
+
+@description('The dashboard, through the Microsoft Entra sign-in (no key in the URL).')
+output DASHBOARD_URL string = 'https://${functionApp.outputs.defaultHostName}/.auth/login/aad?post_login_redirect_uri=/api/dashboard'
+
+@description('Object (principal) id of the Function App user-assigned identity: the subject of the federated credential on the auth app registration.')
+output FUNCTION_APP_PRINCIPAL_ID string = identity.outputs.principalId
+
+@description('Client id of the Function App user-assigned identity (AZURE_CLIENT_ID of the app).')
+output FUNCTION_APP_CLIENT_ID string = identity.outputs.clientId
+
+@description('Microsoft Entra tenant id (issuer of the federated credential and of accepted tokens).')
+output AZURE_TENANT_ID string = tenant().tenantId
 
 @description('Key Vault URL (KEY_VAULT_URL); the admin sets the pseudonymization secret here.')
 output KEY_VAULT_URL string = keyVault.outputs.uri
@@ -277,8 +366,14 @@ output KEY_VAULT_URL string = keyVault.outputs.uri
 @description('Key Vault name, for `az keyvault secret set --vault-name`.')
 output KEY_VAULT_NAME string = keyVault.outputs.name
 
-@description('Name of the signer key; its Ethereum address is what the consortium admin registers with addMember.')
+@description('Name of the signer key; its Ethereum address is what the consortium admin registers with addMember. Bicep cannot derive the address: docs/deploy-azure.md reads it with az keyvault key show (Key Vault Reader).')
 output SIGNER_KEY_NAME string = keyVault.outputs.signerKeyName
+
+@description('Versionless URI of the signer key.')
+output SIGNER_KEY_URI string = keyVault.outputs.signerKeyUri
+
+@description('Key created ahead of a rotation, empty when none; register its address before switching to it.')
+output NEXT_SIGNER_KEY_NAME string = keyVault.outputs.nextSignerKeyName
 
 @description('Service Bus namespace host the bank systems publish credit-update events to.')
 output SERVICE_BUS_HOST string = serviceBus.outputs.host

@@ -6,6 +6,8 @@
  * They are accepted only with LEDGER_ENVIRONMENT=local, for the embedded local stack.
  */
 
+import { redactUrl, redactUrlsIn } from './redact';
+
 export type Environment = 'azure' | 'local';
 
 export interface StorageConfig {
@@ -20,7 +22,12 @@ export interface Config {
   /** This member bank's id, as registered on the CreditRegistry contract (e.g. BANK-A). */
   bankId: string;
   storage: StorageConfig;
-  keyVault: { url: string; signerKeyName: string };
+  keyVault: {
+    url: string;
+    signerKeyName: string;
+    /** One Key Vault request's timeout; a timed-out request is retried within the sign call's deadline. */
+    attemptTimeoutMs?: number;
+  };
   chain: {
     /** The PoA network's load balancer first, then fallbacks. */
     rpcUrls: string[];
@@ -101,6 +108,26 @@ export class ConfigError extends Error {
 
 type Env = Record<string, string | undefined>;
 
+/** Settings whose value is a secret: a problem names the setting and what is wrong, never what it holds. */
+const SECRET_SETTINGS = new Set([
+  'PSEUDONYMIZATION_SECRET',
+  'APPLICATIONINSIGHTS_CONNECTION_STRING',
+  'AzureWebJobsStorage',
+]);
+/** Settings holding endpoint URLs, which may carry credentials (userinfo, API keys, tokens): shown redacted. */
+const URL_SETTINGS = new Set([
+  'KEY_VAULT_URL',
+  'CHAIN_RPC_URLS',
+  'VALIDATOR_RPC_URLS',
+  'AzureWebJobsStorage__tableServiceUri',
+]);
+
+/** How a bad value appears in a problem: not at all for a secret, redacted otherwise (a key pasted by mistake). */
+function shownValue(name: string, value: string): string {
+  if (SECRET_SETTINGS.has(name)) return '';
+  return ` (${JSON.stringify(URL_SETTINGS.has(name) ? redactUrl(value) : redactUrlsIn(value))})`;
+}
+
 /** Collects problems instead of throwing at the first, so one run shows everything that is wrong. */
 class Reader {
   readonly problems: string[] = [];
@@ -119,7 +146,7 @@ class Reader {
 
   check(name: string, value: string | undefined, ok: boolean, expected: string): void {
     if (value !== undefined && !ok)
-      this.problems.push(`${name} is invalid (${JSON.stringify(value)}): expected ${expected}`);
+      this.problems.push(`${name} is invalid${shownValue(name, value)}: expected ${expected}`);
   }
 
   integer(name: string, fallback: number, min: number, max: number): number {
@@ -161,6 +188,7 @@ const BANK_ID = /^[A-Z0-9][A-Z0-9-]{0,30}$/;
 const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const KEY_NAME = /^[0-9a-zA-Z-]{1,127}$/;
+const HOST_NAME = /^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$/;
 
 function readStorage(r: Reader, local: boolean): StorageConfig {
   const connectionString = r.optional('AzureWebJobsStorage');
@@ -283,6 +311,12 @@ export function loadConfig(env: Env = process.env): Config {
       'ServiceBusConnection__fullyQualifiedNamespace is missing: expected the Service Bus namespace host, e.g. sb-bank-a.servicebus.windows.net'
     );
   }
+  r.check(
+    'ServiceBusConnection__fullyQualifiedNamespace',
+    serviceBusNamespace,
+    HOST_NAME.test(serviceBusNamespace ?? ''),
+    'the namespace host name, e.g. sb-bank-a.servicebus.windows.net (not a connection string)'
+  );
   const localSecret = r.optional('PSEUDONYMIZATION_SECRET');
   if (localSecret !== undefined && !local) {
     r.problems.push(
@@ -310,7 +344,11 @@ export function loadConfig(env: Env = process.env): Config {
     environment: local ? 'local' : 'azure',
     bankId,
     storage: readStorage(r, local),
-    keyVault: { url: keyVaultUrl, signerKeyName },
+    keyVault: {
+      url: keyVaultUrl,
+      signerKeyName,
+      attemptTimeoutMs: r.integer('KEY_VAULT_ATTEMPT_TIMEOUT_MS', 5000, 100, 30_000),
+    },
     chain: {
       rpcUrls,
       chainId: Number(chainIdRaw),

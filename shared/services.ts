@@ -77,6 +77,7 @@ export function createServices(config: Config): Services {
       backlog: () => outbox.backlog(),
       deadLetters: deadLetterCounterFor(config, credential),
       rejections: (sinceMs) => rejections.countSince(new Date(sinceMs)),
+      conflicts: (sinceMs) => rejections.countSince(new Date(sinceMs), 'conflict'),
       writeSide: async () => readWriteSideHealth({ chain, batches }, (await signer.getAddress()).toLowerCase()),
       projection: async () => {
         const status = await readWatcherStatus(tables);

@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { TelemetryClient } from 'applicationinsights';
 import type { TokenCredential } from '@azure/core-auth';
+import { redactUrlsIn } from './redact';
 
 export type TelemetryKind = 'metric' | 'event' | 'availability';
 
@@ -95,9 +96,11 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
   client.initialize();
   stopSettingsPolling();
 
+  // Texts (reasons, error messages) may quote an endpoint URL: none leaves the app with its credentials.
   return {
-    metric: (name, value, dimensions) => client.trackMetric({ name, value, properties: dimensions }),
-    event: (name, properties, measurements) => client.trackEvent({ name, properties, measurements }),
+    metric: (name, value, dimensions) => client.trackMetric({ name, value, properties: redacted(dimensions) }),
+    event: (name, properties, measurements) =>
+      client.trackEvent({ name, properties: redacted(properties), measurements }),
     availability: (result) =>
       client.trackAvailability({
         id: randomUUID(),
@@ -105,12 +108,25 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
         runLocation: result.runLocation,
         success: result.success,
         duration: result.durationMs,
-        message: result.message ?? '',
-        properties: result.properties,
+        message: redactUrlsIn(result.message ?? ''),
+        properties: redacted(result.properties),
       }),
-    exception: (exception, properties) => client.trackException({ exception, properties }),
+    exception: (exception, properties) =>
+      client.trackException({ exception: redactedError(exception), properties: redacted(properties) }),
     flush: () => client.flush(),
   };
+}
+
+function redacted(properties: Record<string, string> | undefined): Record<string, string> | undefined {
+  return properties && Object.fromEntries(Object.entries(properties).map(([k, v]) => [k, redactUrlsIn(v)]));
+}
+
+/** A copy of the error with its message and stack redacted (the original may be rethrown or inspected). */
+function redactedError(error: Error): Error {
+  const copy = new Error(redactUrlsIn(error.message));
+  copy.name = error.name;
+  copy.stack = error.stack && redactUrlsIn(error.stack);
+  return copy;
 }
 
 function droppingTelemetry(logger: TelemetryLogger, roleName: string): Telemetry {

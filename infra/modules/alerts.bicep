@@ -117,6 +117,14 @@ var logRules = [
     query: 'customMetrics | where name in ("ingest.rejected", "ingest.accepted", "ingest.duplicate") | summarize rejected = sumif(valueSum, name == "ingest.rejected"), total = sum(valueSum) | where total >= 20 and rejected * 100.0 / total > ${alertRejectionRatePercent}'
   }
   {
+    // The app's evaluator looks back a day (EVENT_CONFLICT_WINDOW_MS): the same window here.
+    name: 'EventConflict'
+    severity: 2
+    window: 'P1D'
+    description: 'An event was rejected as a conflict in the last 24 hours: a sender reused an accepted event id for other content.'
+    query: 'customEvents | where name == "EventRejected" and tostring(customDimensions.code) == "conflict" | summarize conflicts = count() | where conflicts > 0'
+  }
+  {
     name: 'FunctionFailures'
     severity: 2
     window: 'PT5M'

@@ -1,6 +1,7 @@
-// The Function App on the Flex Consumption plan (FC1), Node.js 22, system-assigned identity, and every app
-// setting shared/config.ts reads. No connection strings, no keys: every connection is identity-based.
-// Flex Consumption takes the runtime from functionAppConfig.runtime; FUNCTIONS_WORKER_RUNTIME and
+// The Function App on the Flex Consumption plan (FC1), Node.js 22, the user-assigned identity of identity.bicep,
+// every app setting shared/config.ts reads, and App Service authentication (Microsoft Entra ID) in front of every
+// HTTP route but the health probe. No connection strings, no keys, no client secret: every connection is
+// identity-based. Flex Consumption takes the runtime from functionAppConfig.runtime; FUNCTIONS_WORKER_RUNTIME and
 // FUNCTIONS_EXTENSION_VERSION must not be set as app settings on this plan.
 
 @description('Azure region.')
@@ -14,6 +15,25 @@ param planName string
 
 @description('Function App name.')
 param name string
+
+@description('Resource id of the user-assigned identity the app runs as.')
+param identityId string
+
+@description('Client id of that identity (AZURE_CLIENT_ID and the host\'s __clientId settings).')
+param identityClientId string
+
+@description('Microsoft Entra tenant id: the only tenant whose tokens App Service authentication accepts.')
+param tenantId string
+
+@description('Application (client) id of the Entra app registration App Service authentication validates tokens for.')
+param authClientId string
+
+@description('CIDR ranges allowed to reach the public endpoint (and the deployment endpoint); empty allows any address.')
+param allowedIpRanges array
+
+@description('Public network access of the site: Disabled when it is reached through a private endpoint.')
+@allowed(['Enabled', 'Disabled'])
+param publicNetworkAccess string
 
 @description('Storage account of the host and the app tables (AzureWebJobsStorage__accountName).')
 param storageAccountName string
@@ -113,22 +133,43 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   location: location
   tags: union(tags, { 'azd-service-name': 'api' })
   kind: 'functionapp,linux'
-  identity: { type: 'SystemAssigned' }
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: { '${identityId}': {} }
+  }
   properties: {
     serverFarmId: plan.id
     httpsOnly: true
+    publicNetworkAccess: publicNetworkAccess
     virtualNetworkSubnetId: empty(subnetId) ? null : subnetId
     siteConfig: {
       minTlsVersion: '1.2'
+      scmMinTlsVersion: '1.2'
       ftpsState: 'Disabled'
       http20Enabled: true
+      // Access restrictions: with ranges given, only they reach the app; the deployment (SCM) endpoint follows
+      // the same rules, so `azd deploy` must run from one of them.
+      ipSecurityRestrictions: [
+        for (cidr, i) in allowedIpRanges: {
+          name: 'allow-${i}'
+          ipAddress: cidr
+          action: 'Allow'
+          tag: 'Default'
+          priority: 100 + i
+        }
+      ]
+      ipSecurityRestrictionsDefaultAction: empty(allowedIpRanges) ? 'Allow' : 'Deny'
+      scmIpSecurityRestrictionsUseMain: true
     }
     functionAppConfig: {
       deployment: {
         storage: {
           type: 'blobContainer'
           value: deploymentContainerUrl
-          authentication: { type: 'SystemAssignedIdentity' }
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: identityId
+          }
         }
       }
       scaleAndConcurrency: {
@@ -159,13 +200,25 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   properties: {
     LEDGER_ENVIRONMENT: 'azure'
     BANK_ID: bankId
+    // The app's own clients (shared/identity.ts): ManagedIdentityCredential with this client id.
+    AZURE_CLIENT_ID: identityClientId
+    // The Functions host's identity-based connections must name a user-assigned identity explicitly.
     AzureWebJobsStorage__accountName: storageAccountName
+    AzureWebJobsStorage__credential: 'managedidentity'
+    AzureWebJobsStorage__clientId: identityClientId
     ServiceBusConnection__fullyQualifiedNamespace: serviceBusHost
+    ServiceBusConnection__credential: 'managedidentity'
+    ServiceBusConnection__clientId: identityClientId
     KEY_VAULT_URL: keyVaultUri
+    KEY_VAULT_ATTEMPT_TIMEOUT_MS: '5000'
     SIGNER_KEY_NAME: signerKeyName
     PSEUDONYMIZATION_SECRET_NAME: pseudonymizationSecretName
     APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString
-    APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=AAD'
+    APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+    // App Service authentication: the identity stands in for a client secret (a federated credential on the app
+    // registration trusts it), and tokens from any other tenant are refused.
+    OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID: identityClientId
+    WEBSITE_AUTH_AAD_ALLOWED_TENANTS: tenantId
     CHAIN_RPC_URLS: chainRpcUrls
     VALIDATOR_RPC_URLS: validatorRpcUrls
     CHAIN_ID: chainId
@@ -196,14 +249,58 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   }
 }
 
+// App Service authentication (Easy Auth v2) with Microsoft Entra ID, in front of the read API, the status
+// routes and the dashboard: a request without a valid token for the app registration gets a 401 before it
+// reaches a function. Callers need a token whose audience is the app registration (downstream apps: client
+// credentials; operators: the browser sign-in at /.auth/login/aad). Which principals may get such a token is set
+// on the app registration: assignment required, and an app role per kind of caller (docs/deploy-azure.md).
+// /api/health stays open for load balancer probes; it returns the bank id and nothing else.
+resource auth 'Microsoft.Web/sites/config@2024-04-01' = {
+  parent: site
+  name: 'authsettingsV2'
+  dependsOn: [appSettings]
+  properties: {
+    platform: {
+      enabled: true
+      runtimeVersion: '~1'
+    }
+    globalValidation: {
+      requireAuthentication: true
+      unauthenticatedClientAction: 'Return401'
+      excludedPaths: ['/api/health']
+    }
+    httpSettings: {
+      requireHttps: true
+    }
+    identityProviders: {
+      azureActiveDirectory: {
+        enabled: true
+        registration: {
+          openIdIssuer: '${environment().authentication.loginEndpoint}${tenantId}/v2.0'
+          clientId: authClientId
+          // Not a secret: the name of the setting holding the identity's client id (federated credential).
+          clientSecretSettingName: 'OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID'
+        }
+        validation: {
+          allowedAudiences: [
+            'api://${authClientId}'
+            authClientId
+          ]
+        }
+      }
+    }
+    login: {
+      // The app never calls another API with the caller's token, so no token is stored.
+      tokenStore: { enabled: false }
+    }
+  }
+}
+
 @description('Function App name.')
 output name string = site.name
 
 @description('Function App resource id.')
 output id string = site.id
-
-@description('Object id of the system-assigned managed identity.')
-output principalId string = site.identity.principalId
 
 @description('Default host name of the Function App.')
 output defaultHostName string = site.properties.defaultHostName

@@ -1,4 +1,6 @@
-// Private endpoints (and their private DNS zones) for Storage (blob, queue, table), Service Bus and Key Vault.
+// Private endpoints, each with its private DNS zone linked to the VNet. main.bicep calls this twice: for the
+// services the app calls (Storage blob and table, Service Bus, Key Vault) before the Function App starts, and for
+// the Function App itself (inbound) once it exists.
 
 @description('Azure region.')
 param location string
@@ -12,22 +14,8 @@ param subnetId string
 @description('Virtual network the private DNS zones are linked to.')
 param vnetId string
 
-@description('Storage account resource id.')
-param storageAccountId string
-
-@description('Service Bus namespace resource id (Premium).')
-param serviceBusNamespaceId string
-
-@description('Key Vault resource id.')
-param keyVaultId string
-
-var endpoints = [
-  { name: 'blob', target: storageAccountId, groupId: 'blob', zone: 'privatelink.blob.${environment().suffixes.storage}' }
-  { name: 'queue', target: storageAccountId, groupId: 'queue', zone: 'privatelink.queue.${environment().suffixes.storage}' }
-  { name: 'table', target: storageAccountId, groupId: 'table', zone: 'privatelink.table.${environment().suffixes.storage}' }
-  { name: 'servicebus', target: serviceBusNamespaceId, groupId: 'namespace', zone: 'privatelink.servicebus.windows.net' }
-  { name: 'vault', target: keyVaultId, groupId: 'vault', zone: 'privatelink.vaultcore.azure.net' }
-]
+@description('The endpoints: name, target (resource id), groupId (sub-resource) and zone (private DNS zone name).')
+param endpoints array
 
 resource zones 'Microsoft.Network/privateDnsZones@2020-06-01' = [
   for e in endpoints: {

@@ -1,10 +1,12 @@
-// Least-privilege role assignments of the Function App's system-assigned identity, each at the narrowest scope
-// the code's calls allow. test/unit/infra.test.ts checks these GUIDs against the clients the code uses.
+// Least-privilege role assignments of the Function App's user-assigned identity, each at the narrowest scope the
+// code's calls allow, and of the admin who deploys. The identity exists before the Function App (identity.bicep),
+// so these are in place when the app first starts. test/unit/infra.test.ts checks these GUIDs against the clients
+// the code uses.
 
-@description('Object id of the Function App identity.')
+@description('Object (principal) id of the Function App user-assigned identity.')
 param principalId string
 
-@description('Object id of the admin who sets the pseudonymization secret; empty skips that assignment.')
+@description('Object id of the deploying admin or admin group; empty skips the admin assignments.')
 param adminPrincipalId string
 
 @description('Storage account name.')
@@ -21,6 +23,9 @@ param keyVaultName string
 
 @description('Signer key name.')
 param signerKeyName string
+
+@description('Key created ahead of a rotation (keyvault.bicep); empty when none.')
+param nextSignerKeyName string = ''
 
 @description('Application Insights name.')
 param appInsightsName string
@@ -47,6 +52,12 @@ resource signerKey 'Microsoft.KeyVault/vaults/keys@2023-07-01' existing = {
   name: signerKeyName
 }
 
+// Named after the current key when there is no next key, so the (skipped) assignment below still has a valid scope.
+resource nextSignerKey 'Microsoft.KeyVault/vaults/keys@2023-07-01' existing = {
+  parent: vault
+  name: empty(nextSignerKeyName) ? signerKeyName : nextSignerKeyName
+}
+
 resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: appInsightsName
 }
@@ -55,6 +66,19 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
 resource keyCryptoUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(signerKey.id, principalId, '12338af0-0e69-4776-bea7-57ae8d297424')
   scope: signerKey
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', '12338af0-0e69-4776-bea7-57ae8d297424')
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// The same on the key created ahead of a rotation: the app signs with it only once SIGNER_KEY_NAME names it, but
+// the assignment is made now, because a new assignment can take minutes to apply and the switch must not stall.
+// After the rotation the old key's assignment stays (deployments only add); docs/deploy-azure.md removes it.
+resource nextKeyCryptoUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(nextSignerKeyName)) {
+  name: guid(nextSignerKey.id, principalId, '12338af0-0e69-4776-bea7-57ae8d297424')
+  scope: nextSignerKey
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', '12338af0-0e69-4776-bea7-57ae8d297424')
     principalId: principalId
@@ -89,23 +113,13 @@ resource queueReceiver 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
 }
 
 // Storage Blob Data Owner: the Functions host (AzureWebJobsStorage by identity: leases, timer singletons) and
-// the Flex deployment container.
+// the Flex deployment container. No queue role: with only timer, HTTP and Service Bus triggers the host uses no
+// storage queue, and the app's only QueueClient is the local stack's stand-in for Service Bus.
 resource storageBlobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(storage.id, principalId, 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b')
   scope: storage
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b')
-    principalId: principalId
-    principalType: 'ServicePrincipal'
-  }
-}
-
-// Storage Queue Data Contributor: the Functions host's internal queues with an identity-based AzureWebJobsStorage.
-resource storageQueueContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(storage.id, principalId, '974c5e8b-45b9-4653-ba55-5f855dd0fb88')
-  scope: storage
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', '974c5e8b-45b9-4653-ba55-5f855dd0fb88')
     principalId: principalId
     principalType: 'ServicePrincipal'
   }
@@ -143,13 +157,27 @@ resource adminSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01
   }
 }
 
+// Key Vault Reader for the admin, on the VAULT: its data action Microsoft.KeyVault/vaults/*/read includes keys/read,
+// which returns a key's public part (x, y), so `az keyvault key show` gives the signer address, for the current
+// key and for one created ahead of a rotation. It cannot sign, read a secret's value or change anything: Key Vault
+// Crypto User or Officer would also let the admin sign transactions as the bank. New keys are created by
+// `azd provision` through Azure Resource Manager (Microsoft.KeyVault/vaults/keys/write, which the deploying
+// Owner or Contributor holds), so no key-creating data role is granted either.
+resource adminVaultReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(adminPrincipalId)) {
+  name: guid(vault.id, adminPrincipalId, '21090545-7ca7-4776-b22c-e363652d74d2')
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', '21090545-7ca7-4776-b22c-e363652d74d2')
+    principalId: adminPrincipalId
+  }
+}
+
 @description('Role definition GUIDs assigned to the Function App identity.')
 output functionAppRoles array = [
   '12338af0-0e69-4776-bea7-57ae8d297424'
   '4633458b-17de-408a-b874-0445c86b69e6'
   '4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0'
   'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
-  '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
   '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   '3913510d-42f4-4e42-8a64-420c390055eb'
 ]

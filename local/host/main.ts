@@ -2,14 +2,19 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { FunctionHost } from './host';
+import { FUNCTION_KEY_VARIABLE, MASTER_KEY_VARIABLE, takeKey } from './host-keys';
 
 /**
  * Runs one Function App in the local host, as its own process (in Azure, too, each app is a worker process
  * of its own). Settings come from the environment and, like Core Tools, from the Values of a
  * local.settings.json given with --settings. Prints one JSON line `{"event":"ready",...}` when it serves.
+ *
+ * The host keys come from the environment (host-keys.ts), never from the command line; without them, random
+ * keys are made.
  */
-const usage = `usage: node dist/local/host/main.js [--app DIR] [--port N] [--settings FILE] [--master-key K] [--function-key K]
-    [--max-delivery-count N] [--lock-duration-seconds N] [--exit-with-stdin]`;
+const usage = `usage: node dist/local/host/main.js [--app DIR] [--port N] [--settings FILE]
+    [--max-delivery-count N] [--lock-duration-seconds N] [--exit-with-stdin]
+environment: ${MASTER_KEY_VARIABLE}, ${FUNCTION_KEY_VARIABLE} (the host keys)`;
 
 function positiveInt(name: string, raw: string | undefined, fallback: number): number {
   if (raw === undefined) return fallback;
@@ -23,8 +28,6 @@ async function main(): Promise<void> {
       app: { type: 'string', default: '.' },
       port: { type: 'string' },
       settings: { type: 'string' },
-      'master-key': { type: 'string' },
-      'function-key': { type: 'string' },
       'max-delivery-count': { type: 'string' },
       'lock-duration-seconds': { type: 'string' },
       'exit-with-stdin': { type: 'boolean', default: false },
@@ -42,8 +45,8 @@ async function main(): Promise<void> {
   const host = new FunctionHost({
     appDir: resolve(values.app),
     port: positiveInt('port', values.port, 0),
-    masterKey: values['master-key'],
-    functionKey: values['function-key'],
+    masterKey: takeKey(MASTER_KEY_VARIABLE),
+    functionKey: takeKey(FUNCTION_KEY_VARIABLE),
     maxDeliveryCount: positiveInt('max-delivery-count', values['max-delivery-count'], 10),
     lockDurationSeconds: positiveInt('lock-duration-seconds', values['lock-duration-seconds'], 30),
   });

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { startProcess, type ManagedProcess } from '../stack/process';
+import { FUNCTION_KEY_VARIABLE, MASTER_KEY_VARIABLE } from './host-keys';
 
 export interface RunningHost {
   url: string;
@@ -35,15 +36,18 @@ export async function spawnFunctionHost(options: SpawnHostOptions): Promise<Runn
   const args = [
     hostMain,
     ...['--app', options.appDir, '--port', String(options.port ?? 0)],
-    // The '=' form: a base64url key may start with '-', which would read as an option.
-    `--master-key=${masterKey}`,
-    `--function-key=${functionKey}`,
     '--exit-with-stdin',
     ...(options.maxDeliveryCount ? ['--max-delivery-count', String(options.maxDeliveryCount)] : []),
     ...(options.lockDurationSeconds ? ['--lock-duration-seconds', String(options.lockDurationSeconds)] : []),
   ];
   const child = await startProcess(options.name, process.execPath, args, {
-    env: { PATH: process.env.PATH ?? '', ...options.settings },
+    // The keys go in the environment: the command line is visible to every user (ps).
+    env: {
+      PATH: process.env.PATH ?? '',
+      ...options.settings,
+      [MASTER_KEY_VARIABLE]: masterKey,
+      [FUNCTION_KEY_VARIABLE]: functionKey,
+    },
     cwd: options.appDir,
     readyTimeoutMs: 60_000,
     onLine: (line) => {

@@ -22,9 +22,18 @@ export interface KeyVaultFaultSpec {
   operation?: KeyVaultOperation | '*';
 }
 
+export interface KeyVaultSlowSpec {
+  /** How long the answer is held back. */
+  delayMs: number;
+  count: number;
+  operation?: KeyVaultOperation | '*';
+}
+
 export interface KeyVaultFaults {
   /** The next `count` authenticated requests for `operation` (default any) fail with `status`. */
   failNext(spec: KeyVaultFaultSpec): void;
+  /** The next `count` authenticated requests for `operation` (default any) answer only after `delayMs`. */
+  slowNext(spec: KeyVaultSlowSpec): void;
   /** Delay added to every request, to mimic an HSM round trip in benchmarks. */
   latencyMs: number;
   clear(): void;
@@ -378,13 +387,27 @@ const FAULT_CODES: Record<number, [string, string]> = {
 
 function createFaults(stats: KeyVaultStats) {
   let pending: KeyVaultFaultSpec[] = [];
+  let slow: KeyVaultSlowSpec[] = [];
   const faults: KeyVaultFaults = {
     latencyMs: 0,
     failNext: (spec) => void pending.push({ ...spec }),
+    slowNext: (spec) => void slow.push({ ...spec }),
     clear: () => {
       pending = [];
+      slow = [];
       faults.latencyMs = 0;
     },
+  };
+  /** Holds the answer back when a slow fault applies; stops waiting when the client gives up on it. */
+  const delay = async (op: KeyVaultOperation, res: ServerResponse): Promise<void> => {
+    const fault = slow.find((f) => f.count > 0 && [undefined, '*', op].includes(f.operation));
+    if (!fault) return;
+    fault.count -= 1;
+    slow = slow.filter((f) => f.count > 0);
+    stats.faultsInjected += 1;
+    const gone = new AbortController();
+    res.once('close', () => gone.abort());
+    await sleep(fault.delayMs, undefined, { signal: gone.signal }).catch(() => undefined);
   };
   /** Consumes one matching fault and answers with it; false when none applies. */
   const inject = (op: KeyVaultOperation, res: ServerResponse): boolean => {
@@ -399,7 +422,7 @@ function createFaults(stats: KeyVaultStats) {
     sendError(res, new KvError(fault.status, code, message), retryAfter);
     return true;
   };
-  return { faults, inject };
+  return { faults, inject, delay };
 }
 
 export async function startKeyVaultStandIn(options: {
@@ -413,7 +436,7 @@ export async function startKeyVaultStandIn(options: {
   const vault = new Vault(options.dataDir);
   const requests = { createKey: 0, getKey: 0, sign: 0, verify: 0, setSecret: 0, getSecret: 0, unsupported: 0 };
   const stats: KeyVaultStats = { signCalls: 0, challenges: 0, faultsInjected: 0, requests };
-  const { faults, inject } = createFaults(stats);
+  const { faults, inject, delay } = createFaults(stats);
 
   async function dispatch(r: Route, req: IncomingMessage): Promise<unknown> {
     const body = req.method === 'POST' || req.method === 'PUT' ? await readJson(req) : {};
@@ -460,6 +483,8 @@ export async function startKeyVaultStandIn(options: {
     if (!parsed.searchParams.get('api-version')) {
       return sendError(res, badParameter("The 'api-version' query parameter is missing."));
     }
+    await delay(r.op, res);
+    if (res.closed) return; // the client gave up waiting
     if (inject(r.op, res)) return;
     send(res, 200, await dispatch(r, req));
   }

@@ -1,4 +1,5 @@
 import { FetchRequest, JsonRpcProvider, Network, isError } from 'ethers';
+import { redactUrl } from '../redact';
 
 /**
  * JSON-RPC access to the PoA network through its load balancer first and fallbacks after. Reads go to the
@@ -20,8 +21,7 @@ export class Chain {
     if (options.rpcUrls.length === 0) throw new Error('Chain: at least one RPC URL is needed');
     const network = Network.from(options.chainId);
     this.providers = options.rpcUrls.map((url) => {
-      const request = new FetchRequest(url);
-      request.timeout = options.timeoutMs ?? 10_000;
+      const request = endpointRequest(url, options.timeoutMs ?? 10_000);
       // staticNetwork: no eth_chainId before every call; cacheTimeout -1: never serve a stale nonce or head.
       return new JsonRpcProvider(request, network, {
         staticNetwork: network,
@@ -62,6 +62,26 @@ export class Chain {
   destroy(): void {
     for (const provider of this.providers) provider.destroy();
   }
+}
+
+/**
+ * The request ethers sends to one endpoint. ethers copies a request's URL into its error messages
+ * (`info.requestUrl`), and those end up in logs and tables; so the request it sees carries the redacted URL,
+ * and the real one, with its credentials, is swapped in only on the wire.
+ */
+export function endpointRequest(url: string, timeoutMs: number): FetchRequest {
+  const redacted = redactUrl(url);
+  const request = new FetchRequest(redacted);
+  request.timeout = timeoutMs;
+  if (redacted === url) return request;
+  const send = request.getUrlFunc; // ethers' default transport
+  request.getUrlFunc = (req, signal) => {
+    if (req.url !== redacted) return send(req, signal);
+    const real = req.clone();
+    real.url = url;
+    return send(real, signal);
+  };
+  return request;
 }
 
 /** Failures worth trying another endpoint (or again later) for, decided from ethers' error codes. */

@@ -16,6 +16,7 @@ import {
 } from 'ethers';
 // Imported (not read from disk) so tsc copies it to dist/contracts/ and the same path works under ts-jest and dist/.
 import artifact from '../../contracts/CreditRegistry.json';
+import { errorMessage } from '../redact';
 
 /** The CreditRegistry ABI from the checked-in artifact (rebuild with `npm run build:contract`). */
 export const CREDIT_REGISTRY_ABI = artifact.abi;
@@ -167,9 +168,9 @@ export function decodeRegistryRevert(err: unknown): RegistryRevert | undefined {
   };
 }
 
-/** The decoded revert message when there is one, otherwise the error's own message. */
+/** The decoded revert message when there is one, otherwise the error's own message (its URLs redacted). */
 export function registryErrorMessage(err: unknown): string {
-  return decodeRegistryRevert(err)?.message ?? (err instanceof Error ? err.message : String(err));
+  return decodeRegistryRevert(err)?.message ?? errorMessage(err);
 }
 
 function safeParseError(data: string): ReturnType<Interface['parseError']> {

@@ -16,6 +16,11 @@ import type { RawSubject } from './credit-update';
  *                  /\s/u, which includes U+0020, tab, NBSP) and every "-", "." and "/"
  *
  * Separators are "\n" (U+000A) with no trailing newline. Example: value " 19121212-1212 " becomes "191212121212".
+ *
+ * Which values are identifiers at all is part of the contract too, or two banks could derive two refs for one
+ * person: a value is refused (subjectValueProblem) when it holds a control (Cc), format (Cf, which includes the
+ * zero-width joiners and the bidi controls) or other bidi-control character anywhere, or when its normalized form
+ * holds anything but the characters its idType allows (A-Z and 0-9 for every idType today), or nothing at all.
  */
 export const SUBJECT_REF_DOMAIN = 'credit-subject/v1';
 
@@ -27,6 +32,55 @@ export function normalizeSubjectValue(value: string): string {
     .normalize('NFKC')
     .toUpperCase()
     .replace(/[\s\-./]/gu, '');
+}
+
+const LATIN_ALPHANUMERIC = { pattern: /^[A-Z0-9]$/, described: 'letters A-Z and digits 0-9' };
+/** What a normalized value of each idType may consist of: identifiers as issued, in Latin letters and digits. */
+export const ID_TYPE_CHARACTERS: Record<RawSubject['idType'], { pattern: RegExp; described: string }> = {
+  'national-id': LATIN_ALPHANUMERIC,
+  'tax-id': LATIN_ALPHANUMERIC,
+  passport: LATIN_ALPHANUMERIC,
+  'company-registration': LATIN_ALPHANUMERIC,
+};
+
+export interface SubjectValueProblem {
+  /** blank: nothing left once normalized; characters: a character no identifier of its idType holds. */
+  kind: 'blank' | 'characters';
+  /** Completes "/subject/value …"; names the kind of character and its position, never the value. */
+  reason: string;
+}
+
+// Cc, Cf and Bidi_Control: invisible or direction-changing characters that make one identifier look like another.
+const INVISIBLE = /[\p{Cc}\p{Cf}\p{Bidi_Control}]/u;
+
+/** Why a raw subject value is not an identifier (positions are 1-based, in code points), or undefined. */
+export function subjectValueProblem(idType: RawSubject['idType'], value: string): SubjectValueProblem | undefined {
+  const characters = [...value];
+  const invisible = characters.findIndex((c) => INVISIBLE.test(c));
+  if (invisible >= 0) {
+    const codePoint = characters[invisible]!.codePointAt(0)!;
+    const hex = codePoint.toString(16).toUpperCase().padStart(4, '0');
+    return {
+      kind: 'characters',
+      reason: `has an invisible control, format or bidi character (U+${hex}) at position ${invisible + 1}`,
+    };
+  }
+  const allowed = ID_TYPE_CHARACTERS[idType];
+  const isAllowed = (normalized: string): boolean => [...normalized].every((c) => allowed.pattern.test(c));
+  // Character by character first, to say where; then the whole value, which is what the ref is derived from.
+  const outside = characters.findIndex((c) => !isAllowed(normalizeSubjectValue(c)));
+  const normalized = normalizeSubjectValue(value);
+  if (outside >= 0 || !isAllowed(normalized)) {
+    const where = outside >= 0 ? ` at position ${outside + 1}` : '';
+    return {
+      kind: 'characters',
+      reason: `has a character that a ${idType} may not hold${where} (allowed: ${allowed.described}; white space, '-', '.' and '/' are ignored)`,
+    };
+  }
+  if (normalized === '') {
+    return { kind: 'blank', reason: "has no characters left once white space, '-', '.' and '/' are removed" };
+  }
+  return undefined;
 }
 
 export function canonicalSubject(subject: RawSubject): string {

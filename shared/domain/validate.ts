@@ -1,14 +1,16 @@
-import Ajv2020, { type ErrorObject } from 'ajv/dist/2020';
+import Ajv2020, { type ErrorObject, type ValidateFunction } from 'ajv/dist/2020';
 import addFormats from 'ajv-formats';
-import { isPseudonymous, type CreditUpdate } from './credit-update';
+import { isPseudonymous, type CreditUpdate, type RawSubject } from './credit-update';
 import schema from './credit-update.v1.schema.json';
-import { normalizeSubjectValue } from './pseudonymize';
+import { findDuplicateKey } from './json-keys';
+import { subjectValueProblem } from './pseudonymize';
 import { MINUTE_MS } from '../util';
 
 /**
  * Parses and validates one credit-update v1 message body. Every rejection carries a stable `code` (the
- * telemetry dimension) and a reason that names the JSON path and what is expected. Reasons quote field names,
- * limits and schema values, never the body's data: a raw subject identifier must not leak through them.
+ * telemetry dimension) and a reason that names the JSON path and what is expected. Reasons quote the schema's
+ * field names, limits and values, never the body's data nor a field name the schema does not define (a sender
+ * may key data by a person's name): a raw subject identifier must not leak through them.
  */
 
 export const MAX_BODY_BYTES = 8 * 1024;
@@ -21,11 +23,15 @@ export type RejectionCode =
   | 'too-large'
   | 'not-utf8'
   | 'not-json'
+  | 'duplicate-key'
   | 'schema'
   | 'wrong-bank'
   | 'future-asof'
   | 'bad-asof'
-  | 'blank-subject';
+  | 'blank-subject'
+  | 'bad-subject'
+  /** Set by ingest, not here: an event id accepted before with other content. */
+  | 'conflict';
 
 export type ParseResult =
   | { ok: true; event: CreditUpdate }
@@ -37,6 +43,8 @@ const ajv = new Ajv2020({ strict: true, allErrors: true });
 addFormats(ajv, ['date-time']);
 const validateSchema = ajv.compile<CreditUpdate>(schema);
 const isEventId = ajv.getSchema(`${schema.$id}#/properties/eventId`)!;
+const RAW_SUBJECT_SCHEMA = '#/properties/subject/oneOf/0';
+const validateRawSubject = ajv.getSchema(`${schema.$id}${RAW_SUBJECT_SCHEMA}`) as ValidateFunction<RawSubject>;
 
 export function parseCreditUpdate(body: Buffer, expectedBankId: string, now = new Date()): ParseResult {
   if (body.length === 0) return reject('empty', 'body is empty');
@@ -53,6 +61,14 @@ export function parseCreditUpdate(body: Buffer, expectedBankId: string, now = ne
     data = JSON.parse(text);
   } catch (err) {
     return reject('not-json', `body is not JSON: ${parserMessage(err as Error)}`);
+  }
+  const duplicate = findDuplicateKey(text);
+  if (duplicate) {
+    const [first, second] = duplicate.positions;
+    return reject(
+      'duplicate-key',
+      `${objectName(duplicate.path)} has ${fieldName(duplicate.key)} twice (fields ${first} and ${second}); parsers disagree on which one counts`
+    );
   }
   if (!isObject(data)) return reject('schema', `the event must be a JSON object, not ${jsonType(data)}`);
   const eventId = isEventId(data.eventId) ? (data.eventId as string).toLowerCase() : undefined;
@@ -77,13 +93,25 @@ export function parseCreditUpdate(body: Buffer, expectedBankId: string, now = ne
       `/asOf ${event.asOf} is more than ${MAX_CLOCK_SKEW_MS / MINUTE_MS} minutes in the future (now ${now.toISOString()})`
     );
   }
-  if (!isPseudonymous(event.subject) && normalizeSubjectValue(event.subject.value) === '') {
-    return rejectEvent(
-      'blank-subject',
-      "/subject/value has no characters left once spaces, '-', '.' and '/' are removed"
-    );
+  const subject = event.subject;
+  const problem = isPseudonymous(subject) ? undefined : subjectValueProblem(subject.idType, subject.value);
+  if (problem) {
+    return rejectEvent(problem.kind === 'blank' ? 'blank-subject' : 'bad-subject', `/subject/value ${problem.reason}`);
   }
   return { ok: true, event };
+}
+
+/**
+ * A raw subject {country, idType, value} on its own (the read API's lookup, the CLI): the event schema's subject
+ * rules and the identifier rule of the pseudonymization contract, so a lookup accepts exactly what ingest does.
+ */
+export function parseRawSubject(data: unknown): { ok: true; subject: RawSubject } | { ok: false; reason: string } {
+  if (!validateRawSubject(data)) {
+    return { ok: false, reason: schemaReason(validateRawSubject.errors ?? [], data as JsonObject, RAW_SUBJECT_SCHEMA) };
+  }
+  const problem = subjectValueProblem(data.idType, data.value);
+  if (problem) return { ok: false, reason: `/value ${problem.reason}` };
+  return { ok: true, subject: { country: data.country, idType: data.idType, value: data.value } };
 }
 
 const reject = (code: RejectionCode, reason: string): ParseResult => ({ ok: false, code, reason });
@@ -129,11 +157,23 @@ function jsonType(value: unknown): string {
 
 const RAW_SUBJECT_FIELDS = ['country', 'idType', 'value'];
 const SUBJECT_BRANCH = /^#\/properties\/subject\/oneOf\/(\d)\//;
-/** Unknown field names are quoted only when they look like field names, in case a sender keyed data by an id. */
-const FIELD_NAME = /^[A-Za-z_][A-Za-z_]{0,36}\d{0,3}$/;
+/** Every field name the schema defines: the only names a reason may quote. */
+const SCHEMA_FIELDS = new Set<string>();
+(function collect(node: unknown): void {
+  if (!isObject(node)) return;
+  if (isObject(node.properties)) Object.keys(node.properties).forEach((name) => SCHEMA_FIELDS.add(name));
+  Object.values(node).forEach((child) => (Array.isArray(child) ? child.forEach(collect) : collect(child)));
+})(schema);
 
-/** One readable line per schema violation, e.g. "/credit/score must be <= 850". */
-function schemaReason(errors: ErrorObject[], data: JsonObject): string {
+const fieldName = (key: string): string => (SCHEMA_FIELDS.has(key) ? `the field ${key}` : 'a field');
+const objectName = (path: string[]): string =>
+  path.length === 0 ? 'the event' : path.every((k) => SCHEMA_FIELDS.has(k)) ? `/${path.join('/')}` : 'an object';
+
+/**
+ * One readable line per schema violation, e.g. "/credit/score must be <= 850". `root` is where the validating
+ * schema sits in the event schema (error schema paths are relative to it).
+ */
+function schemaReason(errors: ErrorObject[], data: JsonObject, root = '#'): string {
   const subject = data.subject;
   // subject is oneOf {raw} or {ref}: report only the branch the sender evidently meant.
   const meant = isObject(subject) && 'ref' in subject ? 1 : 0;
@@ -141,7 +181,7 @@ function schemaReason(errors: ErrorObject[], data: JsonObject): string {
     const branch = SUBJECT_BRANCH.exec(e.schemaPath);
     return e.keyword !== 'oneOf' && (!branch || Number(branch[1]) === meant);
   });
-  const lines = relevant.map((e) => describe(e, data));
+  const lines = relevant.map((e) => describe(e, data, root));
   if (meant === 1 && RAW_SUBJECT_FIELDS.some((field) => field in (subject as JsonObject))) {
     lines.unshift(
       '/subject must be either a raw identifier {country, idType, value} or a pseudonymous {ref}, not both'
@@ -152,18 +192,19 @@ function schemaReason(errors: ErrorObject[], data: JsonObject): string {
   return unique.slice(0, MAX_REASONS).join('; ') + more;
 }
 
-function describe(error: ErrorObject, data: JsonObject): string {
+function describe(error: ErrorObject, data: JsonObject, root: string): string {
   const path = error.instancePath;
-  const where = path || 'the event';
+  const where = path || (root === '#' ? 'the event' : 'the body');
   const params = error.params as Record<string, unknown>;
   switch (error.keyword) {
     case 'required':
       return `${path}/${String(params.missingProperty)} is required`;
     case 'additionalProperties': {
-      const name = String(params.additionalProperty);
-      return FIELD_NAME.test(name)
-        ? `${path}/${name} is not a field of ${schema.title}`
-        : `${where} has a field that is not part of ${schema.title} (its name is not shown)`;
+      // Never the name: it is not one of the schema's, so it may be data (a sender keying by a person's name).
+      const holder = valueAt(data, path);
+      const position = isObject(holder) ? Object.keys(holder).indexOf(String(params.additionalProperty)) + 1 : 0;
+      const allowed = Object.keys((schemaAt(`${root}${error.schemaPath.slice(1)}`).properties as JsonObject) ?? {});
+      return `${where} has an unknown field (field ${position}); it may hold only ${allowed.join(', ')}`;
     }
     case 'type':
       return `${where} must be ${String(params.type)}, not ${jsonType(valueAt(data, path))}`;
@@ -173,7 +214,7 @@ function describe(error: ErrorObject, data: JsonObject): string {
       return `${where} must be ${JSON.stringify(params.allowedValue)}`;
     case 'pattern':
     case 'format': {
-      const description = schemaAt(error.schemaPath).description;
+      const description = schemaAt(`${root}${error.schemaPath.slice(1)}`).description;
       const expected =
         error.keyword === 'pattern' ? `match ${String(params.pattern)}` : `be a ${String(params.format)}`;
       return `${where} must ${expected}${typeof description === 'string' ? ` (${description})` : ''}`;

@@ -39,27 +39,9 @@ export async function ingestMessage(deps: IngestDeps, message: IngestMessage): P
   const now = new Date();
   const enqueuedAt = enqueuedAtOf(message.enqueuedTimeUtc, now);
   const parsed = parseCreditUpdate(message.body, deps.config.bankId, now);
-  if (!parsed.ok) {
-    const { code, reason, eventId } = parsed;
-    const recorded = await deps.rejections.record({
-      messageId: message.messageId,
-      eventId,
-      code,
-      reason,
-      deliveryCount: message.deliveryCount,
-      enqueuedAt,
-      rejectedAt: now.toISOString(),
-      bodySize: message.body.length,
-    });
-    // A redelivery of a message already rejected (settling failed last time) is counted once.
-    if (recorded === 'recorded') {
-      deps.telemetry.metric(INGEST_TELEMETRY.rejected, 1, { code });
-      deps.telemetry.event(INGEST_TELEMETRY.rejectedEvent, { code, messageId: message.messageId });
-    }
-    return { outcome: 'rejected', code, reason, eventId };
-  }
+  if (!parsed.ok) return reject(deps, message, parsed, enqueuedAt, now);
   const event = parsed.event;
-  const outcome = await deps.outbox.accept({
+  const accepted = await deps.outbox.accept({
     eventId: event.eventId,
     subjectRef: isPseudonymous(event.subject)
       ? event.subject.ref
@@ -70,8 +52,41 @@ export async function ingestMessage(deps: IngestDeps, message: IngestMessage): P
     messageId: message.messageId,
     acceptedAt: now.toISOString(),
   });
-  deps.telemetry.metric(outcome === 'accepted' ? INGEST_TELEMETRY.accepted : INGEST_TELEMETRY.duplicate, 1);
-  return { outcome, eventId: event.eventId };
+  if (accepted.outcome === 'conflict') {
+    // Content hashes only: neither body is kept, and the accepted one stays what the chain gets.
+    const reason = `event ${event.eventId} was accepted before with other content (sha256 of subject ref, sequence and record: accepted ${accepted.acceptedHash}, this message ${accepted.receivedHash}); publish a change with a new eventId and a higher sequence`;
+    return reject(deps, message, { code: 'conflict', reason, eventId: event.eventId }, enqueuedAt, now);
+  }
+  const metric = accepted.outcome === 'accepted' ? INGEST_TELEMETRY.accepted : INGEST_TELEMETRY.duplicate;
+  deps.telemetry.metric(metric, 1);
+  return { outcome: accepted.outcome, eventId: event.eventId };
+}
+
+/** Records a message that can never succeed, with telemetry once however often it is delivered. */
+async function reject(
+  deps: IngestDeps,
+  message: IngestMessage,
+  rejection: { code: RejectionCode; reason: string; eventId?: string },
+  enqueuedAt: string,
+  now: Date
+): Promise<IngestResult> {
+  const { code, reason, eventId } = rejection;
+  const recorded = await deps.rejections.record({
+    messageId: message.messageId,
+    eventId,
+    code,
+    reason,
+    deliveryCount: message.deliveryCount,
+    enqueuedAt,
+    rejectedAt: now.toISOString(),
+    bodySize: message.body.length,
+  });
+  // A redelivery of a message already rejected (settling failed last time) is counted once.
+  if (recorded === 'recorded') {
+    deps.telemetry.metric(INGEST_TELEMETRY.rejected, 1, { code });
+    deps.telemetry.event(INGEST_TELEMETRY.rejectedEvent, { code, messageId: message.messageId });
+  }
+  return { outcome: 'rejected', code, reason, eventId };
 }
 
 /** The packed on-chain word as 0x + 64 hex digits. */

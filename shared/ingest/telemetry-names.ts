@@ -4,7 +4,7 @@ import { telemetryName, type TelemetryName } from '../telemetry';
 export const INGEST_TELEMETRY = {
   /** Metric: an event entered the outbox. */
   accepted: 'ingest.accepted',
-  /** Metric: an event id the outbox already held (republished or redelivered). */
+  /** Metric: an event id the outbox already held with the same content (republished or redelivered). */
   duplicate: 'ingest.duplicate',
   /** Metric, dimension {code}: a message rejected for good. */
   rejected: 'ingest.rejected',
@@ -14,7 +14,14 @@ export const INGEST_TELEMETRY = {
 
 export const INGEST_NAMES: TelemetryName[] = [
   telemetryName('ingest', INGEST_TELEMETRY.accepted, 'metric', 'events', [], '1 per event that entered the outbox'),
-  telemetryName('ingest', INGEST_TELEMETRY.duplicate, 'metric', 'events', [], '1 per event id the outbox already held'),
+  telemetryName(
+    'ingest',
+    INGEST_TELEMETRY.duplicate,
+    'metric',
+    'events',
+    [],
+    '1 per event id the outbox already held, same content'
+  ),
   telemetryName('ingest', INGEST_TELEMETRY.rejected, 'metric', 'messages', ['code'], '1 per message rejected for good'),
   telemetryName(
     'ingest',
@@ -22,6 +29,6 @@ export const INGEST_NAMES: TelemetryName[] = [
     'event',
     '—',
     ['code', 'messageId'],
-    'a message was rejected'
+    'a message was rejected (code conflict: an event id reused for other content; alert EventConflict)'
   ),
 ];

@@ -14,6 +14,7 @@ import {
 } from 'ethers';
 import type { Config, Environment } from '../config';
 import { keyVaultClientOptions } from '../identity';
+import { redactUrl } from '../redact';
 import type { Telemetry } from '../telemetry';
 import { ethereumAddressFromJwk } from './address';
 import { SIGN_CALLS_METRIC, SIGN_LATENCY_METRIC, SIGN_THROTTLED_METRIC } from './telemetry-names';
@@ -127,7 +128,7 @@ export class KeyVaultSigningKey {
     try {
       return toEthereumSignature(p1363, digest, address);
     } catch (err) {
-      const message = `Key Vault key "${this.keyName}" at ${this.vaultUrl}: ${(err as Error).message}`;
+      const message = `Key Vault key "${this.keyName}" at ${redactUrl(this.vaultUrl)}: ${(err as Error).message}`;
       throw new KeyVaultSignerError(message, this.keyName, false, undefined, { cause: err });
     }
   }
@@ -239,9 +240,11 @@ export function createKeyVaultSigner(
   credential: TokenCredential,
   telemetry?: Telemetry
 ): KeyVaultSigner {
-  const key = new KeyVaultSigningKey(config.keyVault.url, config.keyVault.signerKeyName, credential, {
+  const { url, signerKeyName, attemptTimeoutMs } = config.keyVault;
+  const key = new KeyVaultSigningKey(url, signerKeyName, credential, {
     environment: config.environment,
     telemetry,
+    retry: { attemptTimeoutMs },
   });
   return new KeyVaultSigner(key);
 }

@@ -3,6 +3,7 @@ import { SecretClient } from '@azure/keyvault-secrets';
 import type { Config } from '../config';
 import { parsePseudonymizationKey } from '../domain/pseudonymize';
 import { keyVaultClientOptions } from '../identity';
+import { errorMessage, redactUrl } from '../redact';
 
 /** Where the consortium's pseudonymization key comes from; the rule that uses it is pure (domain/pseudonymize). */
 
@@ -27,11 +28,12 @@ export function loadPseudonymizationKey(
   if (!read) {
     const client = new SecretClient(config.keyVault.url, credential, keyVaultClientOptions(config.environment));
     read = client.getSecret(secretName).then(
-      (secret) => parsePseudonymizationKey(secret.value ?? '', `Key Vault secret ${id}`),
-      (err: Error) => {
-        throw new Error(`cannot read the pseudonymization key, Key Vault secret ${id}: ${err.message}`, {
-          cause: err,
-        });
+      (secret) => parsePseudonymizationKey(secret.value ?? '', `Key Vault secret ${redactUrl(id)}`),
+      (err: unknown) => {
+        throw new Error(
+          `cannot read the pseudonymization key, Key Vault secret ${redactUrl(id)}: ${errorMessage(err)}`,
+          { cause: err }
+        );
       }
     );
     read.catch(() => keyVaultReads.delete(id));

@@ -1,5 +1,6 @@
 import { isRestError } from '@azure/core-rest-pipeline';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { errorMessage, redactUrl } from '../redact';
 
 export interface KeyVaultRetryOptions {
   /** Attempts per vault request, the first included. Default 6. */
@@ -10,6 +11,11 @@ export interface KeyVaultRetryOptions {
   maxDelayMs?: number;
   /** Overall budget of one sign call, queueing and retries included. Default 30 s. */
   deadlineMs?: number;
+  /**
+   * Budget of one request; a request still unanswered then is aborted and retried, so one slow answer cannot
+   * use up the whole deadline. Default 5 s (KEY_VAULT_ATTEMPT_TIMEOUT_MS).
+   */
+  attemptTimeoutMs?: number;
 }
 
 /** A Key Vault failure. `retryable` false means trying again cannot help (wrong key, missing permission). */
@@ -53,9 +59,13 @@ export class VaultRetryPolicy {
       baseDelayMs: options.baseDelayMs ?? 250,
       maxDelayMs: options.maxDelayMs ?? 4_000,
       deadlineMs: options.deadlineMs ?? 30_000,
+      attemptTimeoutMs: options.attemptTimeoutMs ?? 5_000,
     };
     if (!Number.isInteger(this.options.maxAttempts) || this.options.maxAttempts < 1) {
       throw new Error(`retry.maxAttempts must be a whole number of at least 1, not ${this.options.maxAttempts}`);
+    }
+    if (!(this.options.attemptTimeoutMs > 0)) {
+      throw new Error(`retry.attemptTimeoutMs must be positive, not ${this.options.attemptTimeoutMs}`);
     }
   }
 
@@ -69,7 +79,7 @@ export class VaultRetryPolicy {
     deadline: number,
     call: (abortSignal: AbortSignal) => Promise<T>
   ): Promise<T> {
-    const what = `Key Vault key "${this.key.keyName}" at ${this.key.vaultUrl}: ${operation}`;
+    const what = `Key Vault key "${this.key.keyName}" at ${redactUrl(this.key.vaultUrl)}: ${operation}`;
     for (let attempt = 1; ; attempt += 1) {
       const remaining = deadline - Date.now();
       if (remaining <= 0) {
@@ -79,12 +89,15 @@ export class VaultRetryPolicy {
           true
         );
       }
+      const attemptMs = Math.min(remaining, this.options.attemptTimeoutMs);
+      // The SDK aborts the request on this signal; the AbortError that follows is retried like a timeout.
+      const signal = AbortSignal.timeout(attemptMs);
       try {
-        return await call(AbortSignal.timeout(remaining));
+        return await call(signal);
       } catch (err) {
         const status = isRestError(err) ? err.statusCode : undefined;
         if (status === 429) this.key.onThrottled(operation);
-        const problem = describe(err);
+        const problem = signal.aborted ? `no answer within ${attemptMs} ms` : describe(err);
         if (!isRetryable(err)) {
           throw new KeyVaultSignerError(`${what} failed: ${problem}`, this.key.keyName, false, status, { cause: err });
         }
@@ -136,12 +149,12 @@ function retryAfterMs(err: unknown): number | undefined {
   return Number.isFinite(date) ? Math.max(0, date - Date.now()) : undefined;
 }
 
-/** Status, service code and message; never the request (it carries the bearer token). */
+/** Status, service code and message (any URL in it redacted); never the request (it carries the bearer token). */
 function describe(err: unknown): string {
   if (isRestError(err)) {
     const status = err.statusCode === undefined ? (err.code ?? 'network error') : `HTTP ${err.statusCode}`;
     const code = err.statusCode !== undefined && err.code ? ` ${err.code}` : '';
-    return `${status}${code}: ${err.message}`;
+    return `${status}${code}: ${errorMessage(err)}`;
   }
-  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  return err instanceof Error ? `${err.name}: ${errorMessage(err)}` : errorMessage(err);
 }

@@ -1,4 +1,5 @@
 import type { Config } from '../config';
+import { DAY_MS } from '../util';
 
 /**
  * Alert rules with the thresholds of `config.alerts`, evaluated by every heartbeat. The same rules and numbers
@@ -13,7 +14,14 @@ export const ALERT_RULES = {
   batchStuck: 'BatchStuck',
   recordsUnconfirmed: 'RecordsUnconfirmed',
   nonceGap: 'NonceGap',
+  eventConflict: 'EventConflict',
 } as const;
+
+/**
+ * EventConflict fires while any event in this window was rejected as a conflict: a sender reused an event id for
+ * other data, so its systems and the chain disagree until someone looks (one is enough to matter).
+ */
+export const EVENT_CONFLICT_WINDOW_MS = DAY_MS;
 
 export type AlertRule = (typeof ALERT_RULES)[keyof typeof ALERT_RULES];
 
@@ -55,6 +63,8 @@ export interface AlertMeasurements {
   oldestInFlightBlocks?: number;
   oldestUnconfirmedAgeSeconds?: number;
   nonceGaps?: number;
+  /** Conflicting events in the last EVENT_CONFLICT_WINDOW_MS. */
+  eventConflicts?: number;
 }
 
 /** The checks for one beat. */
@@ -101,7 +111,8 @@ export function alertChecks(
       alerts.unconfirmedAgeSeconds,
       (v, t) => v > t
     ),
-    check(ALERT_RULES.nonceGap, 'nonces', m.nonceGaps, 0, (v, t) => v > t)
+    check(ALERT_RULES.nonceGap, 'nonces', m.nonceGaps, 0, (v, t) => v > t),
+    check(ALERT_RULES.eventConflict, 'ingest', m.eventConflicts, 0, (v, t) => v > t)
   );
   if (m.deadLetters)
     checks.push(

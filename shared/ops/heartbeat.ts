@@ -1,7 +1,14 @@
 import type { Config } from '../config';
 import type { WriteSideHealth } from '../submit/reconcile';
 import type { Telemetry } from '../telemetry';
-import { ALERT_RULES, alertChecks, evaluateAlerts, type AlertState, type AlertTransition } from './alerts';
+import {
+  ALERT_RULES,
+  alertChecks,
+  evaluateAlerts,
+  EVENT_CONFLICT_WINDOW_MS,
+  type AlertState,
+  type AlertTransition,
+} from './alerts';
 import { HeaderWindow, chainStats, round } from './chain-stats';
 import type { DeadLetterCounter } from './dead-letters';
 import type { BeatSample, ChainSample, NodeStatus, PipelineSample, ValidatorSample } from './model';
@@ -11,6 +18,7 @@ import { RpcClient } from './rpc';
 import { EVENTS, METRICS, availabilityName } from './telemetry-names';
 import { activityFromMiners, consensusHealth, type ConsensusHealth } from './validator-methods';
 import { MINUTE_MS } from '../util';
+import { errorMessage } from '../redact';
 
 /** Where the pipeline figures come from; each is optional, and a missing one is reported as unknown. */
 export interface PipelineSources {
@@ -18,6 +26,8 @@ export interface PipelineSources {
   deadLetters?: DeadLetterCounter;
   /** Rejections since the previous beat. */
   rejections?: (sinceMs: number) => Promise<number>;
+  /** Events rejected as a conflict (an accepted event id republished with other content) since a time. */
+  conflicts?: (sinceMs: number) => Promise<number>;
   /** The watcher's last projected block (the watcher sends its own lag metrics; these feed /api/status). */
   projection?: () => Promise<{ block: number; blockTime: number } | undefined>;
   /** The batch log against the chain: what is in flight, since when, and nonce gaps. */
@@ -102,7 +112,7 @@ export class HeartbeatService {
     await o.store.pruneSamples(nowMs - SAMPLE_RETENTION_MS);
     this.lastBeatMs = nowMs;
     // Timer instances may be frozen right after the run: send now rather than on the SDK's next interval.
-    await o.telemetry.flush().catch((err: Error) => o.log?.(`heartbeat: telemetry flush failed: ${err.message}`));
+    await o.telemetry.flush().catch((err) => o.log?.(`heartbeat: telemetry flush failed: ${errorMessage(err)}`));
 
     const events = beat.events;
     const rpcCalls = Object.fromEntries(probes.map((p) => [p.endpoint.name, p.rpcCalls]));
@@ -166,7 +176,7 @@ export class HeartbeatService {
         Object.assign(chain, chainStats(headers, beat.nowMs / 1000));
         consensus ??= consensusHealth('miners', undefined, activityFromMiners(headers));
       } catch (err) {
-        problems.push(`recent blocks from ${best.endpoint.name}: ${(err as Error).message}`);
+        problems.push(`recent blocks from ${best.endpoint.name}: ${errorMessage(err)}`);
       }
       chainRpcCalls = client.calls;
     }
@@ -179,7 +189,7 @@ export class HeartbeatService {
       try {
         chain.members = await o.members();
       } catch (err) {
-        problems.push(`members: ${(err as Error).message}`);
+        problems.push(`members: ${errorMessage(err)}`);
       }
     }
     if (problems.length) chain.problems = problems;
@@ -212,6 +222,7 @@ export class HeartbeatService {
         oldestInFlightBlocks: pipeline.oldestInFlightBlocks,
         oldestUnconfirmedAgeSeconds: pipeline.oldestUnconfirmedAgeSeconds,
         nonceGaps: pipeline.nonceGaps,
+        eventConflicts: pipeline.conflictsLastDay,
         deadLetters:
           o.pipeline.deadLetters && pipeline.deadLetters !== undefined
             ? { queue: o.pipeline.deadLetters.queue, count: pipeline.deadLetters }
@@ -245,15 +256,16 @@ export class HeartbeatService {
       try {
         return await read();
       } catch (err) {
-        problems.push(`${what}: ${(err as Error).message}`);
+        problems.push(`${what}: ${errorMessage(err)}`);
         return undefined;
       }
     };
     const since = this.lastBeatMs ?? nowMs - MINUTE_MS;
-    const [backlog, deadLetters, rejections, projection, writeSide] = await Promise.all([
+    const [backlog, deadLetters, rejections, conflicts, projection, writeSide] = await Promise.all([
       attempt('outbox', sources.backlog),
       attempt('dead letters', sources.deadLetters && (() => sources.deadLetters!.count())),
       attempt('rejections', sources.rejections && (() => sources.rejections!(since))),
+      attempt('conflicts', sources.conflicts && (() => sources.conflicts!(nowMs - EVENT_CONFLICT_WINDOW_MS))),
       attempt('projection', sources.projection),
       attempt('batches', sources.writeSide),
     ]);
@@ -283,6 +295,7 @@ export class HeartbeatService {
         : 0;
     }
     if (deadLetters !== undefined) pipeline.deadLetters = deadLetters;
+    if (conflicts !== undefined) pipeline.conflictsLastDay = conflicts;
     if (problems.length) pipeline.problems = problems;
 
     const t = this.options.telemetry;

@@ -52,6 +52,8 @@ export interface PipelineSample {
   nonceGaps?: number;
   /** Null: not measured (its source is not available yet), never a made-up zero. */
   rejections: number | null;
+  /** Events rejected as a conflict (an event id reused for other content) in the last day. */
+  conflictsLastDay?: number;
   deadLetters?: number;
   projectionLagBlocks: number | null;
   projectionLagSeconds: number | null;

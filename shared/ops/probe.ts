@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { errorMessage } from '../redact';
 import { RpcClient, isMethodNotFound } from './rpc';
 import { blockHeader, clientVersion, quantity, syncStatus, type BlockHeader, type SyncStatus } from './rpc-parse';
 import { DAY_MS } from '../util';
@@ -88,7 +89,7 @@ export async function probeValidator(endpoint: ValidatorEndpoint, options: Probe
       return parse(await client.call(method, params, signal));
     } catch (err) {
       if (isMethodNotFound(err)) unsupported[method] = new Date(options.now).toISOString();
-      else problems.push((err as Error).message);
+      else problems.push(errorMessage(err));
       return undefined;
     }
   };
@@ -124,7 +125,7 @@ export async function probeValidator(endpoint: ValidatorEndpoint, options: Probe
     ...(consensus !== undefined && { consensus }),
   };
   if (coreResult.status === 'rejected') {
-    result.error = (coreResult.reason as Error).message;
+    result.error = errorMessage(coreResult.reason);
     return result;
   }
   const [chainId, head] = coreResult.value;

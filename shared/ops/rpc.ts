@@ -1,3 +1,5 @@
+import { errorMessage } from '../redact';
+
 /**
  * A deliberately small JSON-RPC client for probing validators. ethers' provider retries, batches and caches,
  * which hides exactly what a health probe must see (which call failed, how long it took, what came back),
@@ -50,8 +52,13 @@ export class RpcClient {
   calls = 0;
   requests = 0;
   private nextId = 1;
+  /** Where requests go: the URL without userinfo, which fetch refuses (quoting the URL in its error). */
+  private readonly target: string;
+  private readonly authorization: Record<string, string>;
 
-  constructor(readonly url: string) {}
+  constructor(readonly url: string) {
+    ({ target: this.target, authorization: this.authorization } = splitCredentials(url));
+  }
 
   resetCounters(): void {
     this.calls = 0;
@@ -99,9 +106,9 @@ export class RpcClient {
     this.requests++;
     let response: Response;
     try {
-      response = await fetch(this.url, {
+      response = await fetch(this.target, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', accept: 'application/json' },
+        headers: { 'content-type': 'application/json', accept: 'application/json', ...this.authorization },
         body: JSON.stringify(payload),
         signal,
         redirect: 'error',
@@ -122,6 +129,19 @@ export class RpcClient {
       throw new ProbeError(`${what}: ${status}the answer is not JSON (${JSON.stringify(text.slice(0, 80))})`);
     }
   }
+}
+
+/** A URL's userinfo as a Basic authorization header (what a node behind basic auth expects), and the URL without it. */
+function splitCredentials(url: string): { target: string; authorization: Record<string, string> } {
+  const parsed = new URL(url);
+  if (!parsed.username && !parsed.password) return { target: url, authorization: {} };
+  const userinfo = `${decodeURIComponent(parsed.username)}:${decodeURIComponent(parsed.password)}`;
+  parsed.username = '';
+  parsed.password = '';
+  return {
+    target: parsed.toString(),
+    authorization: { authorization: `Basic ${Buffer.from(userinfo).toString('base64')}` },
+  };
 }
 
 function unwrap(body: unknown, id: unknown, method: string): unknown {
@@ -160,7 +180,7 @@ function networkReason(err: unknown, signal: AbortSignal): string {
   if (cause?.message)
     return cause.message.includes(cause.code ?? '') ? cause.message : `${cause.code}: ${cause.message}`;
   if (cause?.code) return cause.code;
-  return err instanceof Error ? err.message : String(err);
+  return errorMessage(err);
 }
 
 export function isObject(value: unknown): value is Record<string, unknown> {

@@ -97,6 +97,7 @@ export function statusFrom(
         ALERT_RULES.batchStuck,
         ALERT_RULES.recordsUnconfirmed,
         ALERT_RULES.nonceGap,
+        ALERT_RULES.eventConflict,
       ].some(firing) || (pipeline.problems?.length ?? 0) > 0;
     pipelineOverall = troubled ? 'degraded' : 'ok';
   }

@@ -1,4 +1,6 @@
 import type { RawSubject } from '../domain/credit-update';
+import { findDuplicateKey } from '../domain/json-keys';
+import { parseRawSubject } from '../domain/validate';
 import { parseSubjectRef, type CreditRecordReader } from './read-model';
 
 /**
@@ -52,28 +54,14 @@ export async function readCreditRecords(
   }
 }
 
-const ID_TYPES: RawSubject['idType'][] = ['national-id', 'tax-id', 'passport', 'company-registration'];
-
-/** Validates a lookup body; errors name the field, never echo the identifier. */
+/** Validates a lookup body with ingest's own subject rules; errors name the field, never echo the identifier. */
 export function parseLookup(body: unknown): RawSubject {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new BadRequest('the body must be a JSON object {"country", "idType", "value"}');
   }
-  const fields = body as Record<string, unknown>;
-  const unknown = Object.keys(fields).filter((k) => !['country', 'idType', 'value'].includes(k));
-  if (unknown.length > 0)
-    throw new BadRequest(`unknown field(s): ${unknown.join(', ')}; expected country, idType, value`);
-  const { country, idType, value } = fields;
-  if (typeof country !== 'string' || !/^[A-Z]{2}$/.test(country)) {
-    throw new BadRequest('country must be an ISO 3166-1 alpha-2 code in upper case, e.g. "SE"');
-  }
-  if (typeof idType !== 'string' || !ID_TYPES.includes(idType as RawSubject['idType'])) {
-    throw new BadRequest(`idType must be one of ${ID_TYPES.join(', ')}`);
-  }
-  if (typeof value !== 'string' || value.trim().length === 0 || value.length > 64) {
-    throw new BadRequest('value must be the identifier as issued: a string of 1-64 characters, not blank');
-  }
-  return { country, idType: idType as RawSubject['idType'], value };
+  const parsed = parseRawSubject(body);
+  if (!parsed.ok) throw new BadRequest(parsed.reason);
+  return parsed.subject;
 }
 
 /**
@@ -83,16 +71,21 @@ export function parseLookup(body: unknown): RawSubject {
 export async function lookupCreditRecords(
   reader: CreditRecordReader,
   pseudonymize: (subject: RawSubject) => Promise<string>,
-  readBody: () => Promise<unknown>,
+  readText: () => Promise<string>,
   query: URLSearchParams
 ): Promise<ReadAnswer> {
   try {
     let body: unknown;
+    let text: string;
     try {
-      body = await readBody();
+      text = await readText();
+      body = JSON.parse(text);
     } catch {
       throw new BadRequest('the body must be JSON: {"country", "idType", "value"}');
     }
+    // As ingest does: another parser would read the first of two equal keys, JSON.parse reads the last.
+    const duplicate = findDuplicateKey(text);
+    if (duplicate) throw new BadRequest('the body has a field twice; each of country, idType, value must appear once');
     const subject = parseLookup(body);
     return await answer(reader, await pseudonymize(subject), query);
   } catch (err) {

@@ -58,6 +58,17 @@ export interface OnChainOutcome {
   skipReason?: string;
 }
 
+export type AcceptOutcome =
+  { outcome: 'accepted' | 'duplicate' } | { outcome: 'conflict'; acceptedHash: string; receivedHash: string };
+
+/**
+ * What an event means on chain, hashed: subject ref, sequence and packed record (which holds asOf and the credit
+ * data). Equal for two bodies that differ only in spelling (key order, white space, the raw id's separators);
+ * never over the body, whose raw identifier a hash would not hide (identifiers are few enough to try them all).
+ */
+export const contentHash = (event: Pick<OutboxEvent, 'subjectRef' | 'sequence' | 'data'>): string =>
+  createHash('sha256').update(`${event.subjectRef}\n${event.sequence}\n${event.data}`).digest('hex');
+
 export const shardOf = (eventId: string): string =>
   `s${String(createHash('sha256').update(eventId).digest()[0]! % OUTBOX_SHARDS).padStart(2, '0')}`;
 const eventRowKey = (eventId: string): string => `e_${eventId}`;
@@ -92,8 +103,11 @@ export class Outbox {
     return this.store.table(TABLES.outbox);
   }
 
-  /** Records a valid event; 'duplicate' when its event id was accepted before (nothing changes then). */
-  async accept(event: Omit<OutboxEvent, 'status'>): Promise<'accepted' | 'duplicate'> {
+  /**
+   * Records a valid event. An event id accepted before changes nothing: a 'duplicate' when the content is the
+   * same (a redelivery or republish), a 'conflict' when it is not (the sender reused an id for other data).
+   */
+  async accept(event: Omit<OutboxEvent, 'status'>): Promise<AcceptOutcome> {
     const table = await this.table();
     const partitionKey = shardOf(event.eventId);
     const pending: PendingRecord = {
@@ -107,11 +121,17 @@ export class Outbox {
         ['create', { partitionKey, rowKey: eventRowKey(event.eventId), ...event, status: 'pending' }],
         ['create', { partitionKey, rowKey: pendingRowKey(pending), ...pending }],
       ]);
-      return 'accepted';
+      return { outcome: 'accepted' };
     } catch (err) {
-      if (isConflict(err) || (err as { code?: string }).code === 'EntityAlreadyExists') return 'duplicate';
-      throw err;
+      if (!isConflict(err) && (err as { code?: string }).code !== 'EntityAlreadyExists') throw err;
     }
+    const accepted = await this.get(event.eventId);
+    if (!accepted) throw new Error(`event ${event.eventId}: the outbox refused it as existing but has no row for it`);
+    const acceptedHash = contentHash(accepted);
+    const receivedHash = contentHash(event);
+    return acceptedHash === receivedHash
+      ? { outcome: 'duplicate' }
+      : { outcome: 'conflict', acceptedHash, receivedHash };
   }
 
   async get(eventId: string): Promise<OutboxEvent | undefined> {

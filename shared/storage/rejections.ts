@@ -75,12 +75,13 @@ export class Rejections {
     return found.slice(0, options.limit);
   }
 
-  /** How many messages enqueued at or after `since` were rejected (for metrics and alerts). */
-  async countSince(since: Date): Promise<number> {
+  /** How many messages enqueued at or after `since` were rejected, with `code` if given (metrics, alerts). */
+  async countSince(since: Date, code?: RejectionCode): Promise<number> {
     const table = await this.table();
     const ms = since.getTime();
     // Newer rows have smaller inverted times: in every later day's partition, all rows qualify.
-    const filter = `PartitionKey ge ${odata(dayOf(ms))} and RowKey lt ${odata(`${invertedMs(ms)}~`)}`;
+    const window = `PartitionKey ge ${odata(dayOf(ms))} and RowKey lt ${odata(`${invertedMs(ms)}~`)}`;
+    const filter = code === undefined ? window : `${window} and code eq ${odata(code)}`;
     let count = 0;
     for await (const page of table.listEntities({ queryOptions: { filter, select: ['RowKey'] } }).byPage()) {
       count += page.length;

@@ -1,5 +1,6 @@
 import { isError, type JsonRpcProvider, type TransactionReceipt } from 'ethers';
 import { isTransient, type Chain } from '../chain/provider';
+import { redactUrl, redactUrlsIn } from '../redact';
 
 /** A broadcast every endpoint refused, for the row's lastError and the failure metric. */
 export interface BroadcastFailure {
@@ -22,7 +23,8 @@ export async function broadcast(chain: Chain, raw: string, hash: string): Promis
     } catch (err) {
       if (isError(err, 'NONCE_EXPIRED') || isError(err, 'REPLACEMENT_UNDERPRICED')) return undefined;
       if (await knows(provider, hash)) return undefined;
-      const message = `${provider._getConnection().url}: ${shortMessage(err)}`;
+      // Stored as the row's lastError and logged: the endpoint's credentials must not go with it.
+      const message = `${redactUrl(provider._getConnection().url)}: ${redactUrlsIn(shortMessage(err))}`;
       // Every node will say the same until the signer is funded.
       if (isError(err, 'INSUFFICIENT_FUNDS')) return { kind: 'insufficient-funds', message };
       failure = { kind: isTransient(err) ? 'unreachable' : 'rejected', message };

@@ -240,6 +240,37 @@ describe('ingest', () => {
     expect(rows).toEqual([expect.objectContaining({ messageId: first })]);
   });
 
+  it('rejects an event id republished with other content as a conflict, keeping what was accepted', async () => {
+    const body = event();
+    const first = await send(body);
+    await allSettled([first]);
+    const accepted = await outbox.get(String(body.eventId));
+    // The same event spelt differently (key order, separators in the raw id) is still a duplicate.
+    const subject = body.subject as { value: string };
+    const respelt = { ...body, subject: { ...subject, value: subject.value.replace(/[ .-]/g, '') } };
+    const changed = { ...body, credit: { ...(body.credit as object), score: 300 } };
+    const [respeltId, changedId] = [await send(respelt), await send(changed)];
+    await allSettled([respeltId, changedId]);
+
+    expect(ingestLogs(respeltId).map((l) => l.outcome)).toEqual(['duplicate']);
+    expect(ingestLogs(changedId).map((l) => l.outcome)).toEqual(['rejected']);
+    const rows = (await rejections.list({ limit: 100 })).filter((r) => r.messageId === changedId);
+    expect(rows).toEqual([expect.objectContaining({ code: 'conflict', eventId: body.eventId })]);
+    expect(rows[0]!.reason).toMatch(/accepted [0-9a-f]{64}, this message [0-9a-f]{64}/);
+    // What the chain gets stays the first message's (the submitter may have batched it meanwhile).
+    const { subjectRef, data, sequence, messageId } = accepted!;
+    expect(await outbox.get(String(body.eventId))).toMatchObject({ subjectRef, data, sequence, messageId: first });
+    expect(messageId).toBe(first);
+    // The event the Azure alert rule EventConflict counts (the app's own rule counts the Rejections rows).
+    await stack.appInsights.waitFor(
+      (r) =>
+        r.name === INGEST_TELEMETRY.rejectedEvent &&
+        r.properties.code === 'conflict' &&
+        r.properties.messageId === changedId,
+      30_000
+    );
+  });
+
   it('records a rejected message once when it is delivered again', async () => {
     const body = Buffer.from(JSON.stringify(event({ sequence: 0 })));
     const envelope: MessageEnvelope = {

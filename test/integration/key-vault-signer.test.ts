@@ -369,6 +369,43 @@ describe('faults', () => {
     expect(err.message).toContain('sign failed after 1 attempt(s) (the vault asked to wait 30000 ms): HTTP 429');
   });
 
+  test('one slow answer (8 s) is abandoned after the attempt timeout and retried, well inside the deadline', async () => {
+    // Without a per-attempt timeout the first request would hold the whole 6 s deadline and the sign would fail.
+    const patient = newSigner(KEY, {
+      keyVersion: created.properties.version,
+      retry: { ...RETRY, deadlineMs: 6_000, attemptTimeoutMs: 1_500 },
+    });
+    await patient.signingKey.sign(randomBytes(32)); // warm up: key read and the sign client's challenge
+    const signRequests = kv.stats.requests.sign;
+    const injected = kv.stats.faultsInjected;
+    kv.faults.slowNext({ delayMs: 8_000, count: 1, operation: 'sign' });
+    const started = Date.now();
+    const signed = await patient.signingKey.sign(randomBytes(32));
+    const elapsed = Date.now() - started;
+    expect(signed.vaultSignature).toHaveLength(64);
+    expect(kv.stats.faultsInjected - injected).toBe(1);
+    expect(kv.stats.requests.sign - signRequests).toBe(2); // the slow one, then the retry
+    expect(patient.signingKey.stats.retries).toBe(1);
+    expect(elapsed).toBeGreaterThanOrEqual(1_500);
+    expect(elapsed).toBeLessThan(4_000);
+  });
+
+  test('a vault that never answers in time fails at the deadline, saying so', async () => {
+    const short = newSigner(KEY, {
+      keyVersion: created.properties.version,
+      retry: { ...RETRY, deadlineMs: 1_000, attemptTimeoutMs: 300 },
+    });
+    await short.getAddress();
+    kv.faults.slowNext({ delayMs: 5_000, count: 20, operation: 'sign' });
+    const started = Date.now();
+    const err = await failure(short.signingKey.sign(randomBytes(32)));
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(err.retryable).toBe(true);
+    expect(err.message).toMatch(
+      /sign (failed after \d attempt\(s\): no answer within \d+ ms|ran out of its 1000 ms deadline)/
+    );
+  });
+
   test('a network outage is retried until the vault is back', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'kv-signer-'));
     let vault = await startKeyVaultStandIn({ tls, dataDir });

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnFunctionHost, type RunningHost } from '../../local/host/spawn';
 import { LocalServiceBusQueue } from '../../local/host/service-bus-queue';
@@ -91,6 +92,35 @@ describe('local Functions host', () => {
       (await fetch(`${host.url}/api/echo/not-a-number?code=${host.functionKey}`, { method: 'POST', body: '{}' })).status
     ).toBe(404);
     expect((await fetch(`${url}&code=${host.functionKey}`, { method: 'GET' })).status).toBe(405);
+  });
+
+  it('keeps its keys off the command line, where every user can read them (ps)', () => {
+    const argv = readFileSync(`/proc/${host.process.child.pid}/cmdline`, 'utf8').split('\0');
+    expect(argv.join(' ')).toContain('main.js');
+    for (const key of [host.masterKey, host.functionKey]) expect(argv.join(' ')).not.toContain(key);
+  });
+
+  it('answers 401, not 500, to a key of the right length in multibyte characters', async () => {
+    const multibyte = 'é'.repeat(host.functionKey.length);
+    const url = `${host.url}/api/echo/42?code=${encodeURIComponent(multibyte)}`;
+    expect((await fetch(url, { method: 'POST', body: '{}' })).status).toBe(401);
+    const header = await fetch(`${host.url}/admin/functions`, { headers: { 'x-functions-key': 'é'.repeat(32) } });
+    expect(header.status).toBe(401);
+  });
+
+  it('never logs the key of a request URL (?code=), even when the request fails', async () => {
+    const failed = await fetch(`${host.url}/api/echo/7?q=x&code=${host.functionKey}`, {
+      method: 'POST',
+      body: 'not json',
+    });
+    expect(failed.status).toBe(500);
+    const line = await eventually(
+      () => logs.find((l) => l.includes('HTTP POST /api/echo/7')),
+      (l) => l !== undefined,
+      'the failed request in the log'
+    );
+    expect(line).toContain('HTTP POST /api/echo/7?q=***&code=*** failed');
+    expect(logs.join('\n')).not.toContain(host.functionKey);
   });
 
   it('delivers a queue message with Service Bus metadata and completes it', async () => {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { startAzurite, type Azurite } from '../../local/stack/azurite';
-import { Outbox, shardOf } from '../../shared/storage/outbox';
+import { contentHash, Outbox, shardOf } from '../../shared/storage/outbox';
 import { TableStore } from '../../shared/storage/tables';
 
 describe('outbox (Azurite)', () => {
@@ -22,10 +22,18 @@ describe('outbox (Azurite)', () => {
   });
   afterAll(async () => azurite?.stop());
 
-  it('accepts an event once; a republished event id is a duplicate that changes nothing', async () => {
+  it('accepts an event once; a republished event id changes nothing: a duplicate, or a conflict if its content differs', async () => {
     const id = randomUUID();
-    expect(await outbox.accept(event(id, '2026-01-01T00:00:00.000Z'))).toBe('accepted');
-    expect(await outbox.accept({ ...event(id, '2026-01-01T00:00:09.000Z'), subjectRef: '0xother' })).toBe('duplicate');
+    expect(await outbox.accept(event(id, '2026-01-01T00:00:00.000Z'))).toEqual({ outcome: 'accepted' });
+    // The same content, enqueued again later: a redelivery or republish.
+    expect(await outbox.accept(event(id, '2026-01-01T00:00:09.000Z'))).toEqual({ outcome: 'duplicate' });
+    const other = { ...event(id, '2026-01-01T00:00:09.000Z'), subjectRef: '0x' + 'cd'.repeat(32) };
+    expect(await outbox.accept(other)).toEqual({
+      outcome: 'conflict',
+      acceptedHash: contentHash(event(id, '')),
+      receivedHash: contentHash(other),
+    });
+    expect(contentHash(other)).not.toBe(contentHash(event(id, '')));
     const row = await outbox.get(id);
     expect(row).toMatchObject({
       status: 'pending',

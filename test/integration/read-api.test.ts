@@ -140,10 +140,19 @@ describe('read API', () => {
 
     const problems: [string, RegExp][] = [
       ['not json', /the body must be JSON/],
-      [JSON.stringify({ ...raw, country: 'se' }), /country must be an ISO 3166-1 alpha-2 code/],
-      [JSON.stringify({ ...raw, idType: 'ssn' }), /idType must be one of national-id, tax-id/],
-      [JSON.stringify({ ...raw, value: '   ' }), /value must be the identifier as issued/],
-      [JSON.stringify({ ...raw, name: 'x' }), /unknown field\(s\): name/],
+      [JSON.stringify({ ...raw, country: 'se' }), /\/country must match .*ISO 3166-1 alpha-2 code/],
+      [JSON.stringify({ ...raw, idType: 'ssn' }), /\/idType must be one of national-id, tax-id/],
+      [JSON.stringify({ ...raw, value: '   ' }), /\/value must match .*not blank/],
+      [
+        JSON.stringify({ ...raw, value: '19121212\u200D1212' }),
+        /\/value has an invisible .* \(U\+200D\) at position 9/,
+      ],
+      [
+        JSON.stringify({ ...raw, value: '\u{1F600}'.repeat(40) }),
+        /\/value has a character that a national-id may not hold/,
+      ],
+      [JSON.stringify({ ...raw, AnnaSvensson: 'x' }), /^\{"error":"the body has an unknown field \(field 4\)/],
+      [`{"country":"SE","idType":"national-id","value":"1","value":"19121212 1212"}`, /the body has a field twice/],
     ];
     for (const [payload, message] of problems) {
       const bad = await lookup(payload);
@@ -151,6 +160,7 @@ describe('read API', () => {
       const text = await bad.text();
       expect(text).toMatch(message);
       expect(text).not.toContain('19121212');
+      expect(text).not.toContain('AnnaSvensson');
     }
     expect((await lookup(JSON.stringify({ ...raw, value: '000000-0000' }))).status).toBe(404);
     expect(hostLog.join('\n')).not.toMatch(/19121212|000000-0000/);

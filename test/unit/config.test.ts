@@ -109,6 +109,63 @@ describe('config', () => {
     );
   });
 
+  describe('never echoes a secret', () => {
+    const everyProblem = (env: Record<string, string | undefined>): string => new ConfigError(problemsOf(env)).message;
+
+    it.each([
+      ['azure', { ...azure, PSEUDONYMIZATION_SECRET: 'not-hex-but-SECRET-value-0123456789' }],
+      [
+        'local',
+        { ...azure, LEDGER_ENVIRONMENT: 'local', PSEUDONYMIZATION_SECRET: 'not-hex-but-SECRET-value-0123456789' },
+      ],
+    ])('an invalid PSEUDONYMIZATION_SECRET (%s): named, the value never shown', (_, env) => {
+      const message = everyProblem(env);
+      expect(message).toContain('PSEUDONYMIZATION_SECRET is invalid: expected at least 32 bytes as hex');
+      expect(message).not.toContain('SECRET-value');
+    });
+
+    it('an invalid Application Insights connection string or a refused storage connection string', () => {
+      const message = everyProblem({
+        ...azure,
+        APPLICATIONINSIGHTS_CONNECTION_STRING: 'IngestionEndpoint=https://ai.example/;AuthKey=AI-SECRET-1',
+        AzureWebJobsStorage__accountName: undefined,
+        AzureWebJobsStorage: 'DefaultEndpointsProtocol=https;AccountName=a;AccountKey=STORAGE-SECRET-1;',
+      });
+      expect(message).toContain('APPLICATIONINSIGHTS_CONNECTION_STRING is invalid: expected');
+      expect(message).toContain('AzureWebJobsStorage is a connection string, which is refused in Azure');
+      for (const secret of ['AI-SECRET-1', 'STORAGE-SECRET-1']) expect(message).not.toContain(secret);
+    });
+
+    it.each(['CHAIN_RPC_URLS', 'VALIDATOR_RPC_URLS', 'KEY_VAULT_URL', 'AzureWebJobsStorage__tableServiceUri'])(
+      'an invalid %s is shown with its credentials, keys and query values redacted',
+      (name) => {
+        const url = 'http://alice:PASSWORD1@rpc.example/v3/0123456789abcdef0123456789abcdef?apikey=QUERYKEY1';
+        const message = everyProblem({ ...azure, [name]: url });
+        expect(message).toContain(`${name} is invalid ("http://***@rpc.example/v3/***?apikey=***")`);
+        for (const secret of ['alice', 'PASSWORD1', '0123456789abcdef', 'QUERYKEY1'])
+          expect(message).not.toContain(secret);
+      }
+    );
+
+    it('a connection string pasted as the Service Bus namespace: refused, its key masked', () => {
+      const message = everyProblem({
+        ...azure,
+        ServiceBusConnection__fullyQualifiedNamespace:
+          'Endpoint=sb://sb-bank-a.servicebus.windows.net/;SharedAccessKeyName=Root;SharedAccessKey=SB-SECRET-1',
+      });
+      expect(message).toContain('ServiceBusConnection__fullyQualifiedNamespace is invalid');
+      expect(message).not.toContain('SB-SECRET-1');
+    });
+  });
+
+  it('reads the Key Vault attempt timeout, 5 s by default', () => {
+    expect(loadConfig(azure).keyVault.attemptTimeoutMs).toBe(5000);
+    expect(loadConfig({ ...azure, KEY_VAULT_ATTEMPT_TIMEOUT_MS: '2000' }).keyVault.attemptTimeoutMs).toBe(2000);
+    expect(problemsOf({ ...azure, KEY_VAULT_ATTEMPT_TIMEOUT_MS: '60000' })).toEqual([
+      'KEY_VAULT_ATTEMPT_TIMEOUT_MS is invalid ("60000"): expected a whole number from 100 to 30000',
+    ]);
+  });
+
   it('defaults the validators to the RPC endpoints and reads pipeline defaults', () => {
     const config = loadConfig(azure);
     expect(config.heartbeat.validatorRpcUrls).toEqual(config.chain.rpcUrls);

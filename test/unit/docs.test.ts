@@ -1,10 +1,12 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { APP_ROLES } from '../../shared/access';
 import { ALERT_RULES } from '../../shared/ops/alerts';
 
 /**
  * docs/read-api.openapi.json against the app: every HTTP function in functions/ is documented with its route and
- * method, nothing else is, and a route that needs the function key says so (health is the one anonymous route).
+ * method, nothing else is, and a protected route names the app role it needs in Azure and the function key it
+ * needs locally (health is the one anonymous route).
  */
 const root = join(__dirname, '../..');
 
@@ -12,6 +14,8 @@ interface Route {
   path: string;
   method: string;
   anonymous: boolean;
+  /** The app role a protected route requires in Azure. */
+  role?: string;
 }
 
 /** The routes the app registers, read from the app.http(...) calls in functions/. */
@@ -22,16 +26,22 @@ function appRoutes(): Route[] {
     for (const m of text.matchAll(/app\.http\('\w+',\s*\{([\s\S]*?)\}\);/g)) {
       const route = /route:\s*'([^']+)'/.exec(m[1]!)?.[1];
       const methods = /methods:\s*\[([^\]]*)\]/.exec(m[1]!)?.[1];
-      const auth = /authLevel:\s*'(\w+)'/.exec(m[1]!)?.[1];
+      const auth = /authLevel:\s*('anonymous'|PROTECTED_AUTH_LEVEL)/.exec(m[1]!)?.[1];
       if (!route || !methods || !auth) throw new Error(`${file}: an app.http call without route, methods or authLevel`);
-      for (const method of methods.matchAll(/'(\w+)'/g))
-        routes.push({ path: `/api/${route}`, method: method[1]!.toLowerCase(), anonymous: auth === 'anonymous' });
+      const anonymous = auth === "'anonymous'";
+      const role = /handler:\s*requireRole\(APP_ROLES\.(\w+),/.exec(m[1]!)?.[1];
+      if (anonymous === (role !== undefined))
+        throw new Error(`${file}: a protected route needs requireRole, and only it`);
+      for (const method of methods.matchAll(/'(\w+)'/g)) {
+        const entry: Route = { path: `/api/${route}`, method: method[1]!.toLowerCase(), anonymous };
+        routes.push(role ? { ...entry, role: APP_ROLES[role as keyof typeof APP_ROLES] } : entry);
+      }
     }
   }
   return routes.sort((a, b) => `${a.path} ${a.method}`.localeCompare(`${b.path} ${b.method}`));
 }
 
-type Operation = { security?: unknown[]; responses?: Record<string, unknown> };
+type Operation = { security?: Record<string, string[]>[]; responses?: Record<string, unknown> };
 const doc = JSON.parse(readFileSync(join(root, 'docs/read-api.openapi.json'), 'utf8')) as {
   openapi: string;
   paths: Record<string, Record<string, Operation>>;
@@ -40,11 +50,11 @@ const doc = JSON.parse(readFileSync(join(root, 'docs/read-api.openapi.json'), 'u
 function documented(): Route[] {
   return Object.entries(doc.paths)
     .flatMap(([path, ops]) =>
-      Object.entries(ops).map(([method, op]) => ({
-        path,
-        method,
-        anonymous: (op.security ?? [undefined]).length === 0,
-      }))
+      Object.entries(ops).map(([method, op]) => {
+        const role = op.security?.find((s) => s.entraId)?.entraId?.[0];
+        const entry: Route = { path, method, anonymous: (op.security ?? [undefined]).length === 0 };
+        return role ? { ...entry, role } : entry;
+      })
     )
     .sort((a, b) => `${a.path} ${a.method}`.localeCompare(`${b.path} ${b.method}`));
 }

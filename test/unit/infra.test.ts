@@ -5,10 +5,18 @@ import { CREDIT_UPDATES_QUEUE } from '../../shared/domain/credit-update';
 import { ALERT_RULES } from '../../shared/ops/alerts';
 import { ALL_TELEMETRY } from '../../shared/telemetry-catalogue';
 
+/** infra/check-schemas.js (plain Node, run by CI through test/unit/infra-schema.test.ts): its Bicep reader. */
+const { parseBicep } = jest.requireActual<{
+  parseBicep(text: string, file: string): { params: Map<string, { optional: boolean }>; outputs: Set<string> };
+}>('../../infra/check-schemas');
+
 /**
  * infra/ against the code, by plain text parsing (no Bicep compiler here): the settings the config module
  * reads and requires, the roles the code's Azure calls need, and the telemetry names the alerts and the
  * workbook query. Each list is taken from the code itself, so a new setting, client or rename fails here.
+ * Then the security properties of the template: the user-assigned identity, App Service authentication in front
+ * of every route the code does not serve anonymously, network access, the admin's roles, Key Vault recovery and
+ * key rotation. (test/unit/infra-schema.test.ts checks the same files against the resource type schemas.)
  */
 
 const root = join(__dirname, '..', '..');
@@ -60,6 +68,8 @@ function settingsConfigReads(): Set<string> {
  */
 const DEPLOY_TIME_EXAMPLES: Record<string, string> = {
   bankId: 'BANK-A',
+  identityClientId: '11111111-2222-4333-8444-555555555555',
+  tenantId: '99999999-8888-4777-8666-555555555555',
   storageAccountName: 'stabc123def456',
   serviceBusHost: 'sb-abc123.servicebus.windows.net',
   keyVaultUri: 'https://kv-abc123.vault.azure.net',
@@ -105,7 +115,20 @@ const DELIBERATELY_UNSET: Record<string, string> = {
     'a connection string: refused in Azure (identity-based AzureWebJobsStorage__accountName instead)',
   AzureWebJobsStorage__tableServiceUri: 'alternative to AzureWebJobsStorage__accountName, which the template sets',
   PSEUDONYMIZATION_SECRET: 'the secret value itself: refused in Azure (Key Vault secret by name instead)',
-  AZURE_CLIENT_ID: 'user-assigned identity only; the template uses the system-assigned identity',
+};
+
+/**
+ * Settings the template sets that config.ts does not read: the Functions host's and App Service's own. Each with
+ * what reads it, so an app setting nobody reads cannot creep in.
+ */
+const HOST_SETTINGS: Record<string, string> = {
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'the host: Entra ID ingestion with the user-assigned identity',
+  AzureWebJobsStorage__credential: 'the host: identity-based AzureWebJobsStorage',
+  AzureWebJobsStorage__clientId: 'the host: which identity (a user-assigned one must be named)',
+  ServiceBusConnection__credential: 'the Service Bus trigger: identity-based connection',
+  ServiceBusConnection__clientId: 'the Service Bus trigger: which identity',
+  OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID: 'App Service authentication: the identity instead of a client secret',
+  WEBSITE_AUTH_AAD_ALLOWED_TENANTS: 'App Service authentication: the one tenant whose tokens are accepted',
 };
 
 describe('infra: app settings against shared/config.ts', () => {
@@ -127,10 +150,17 @@ describe('infra: app settings against shared/config.ts', () => {
     }
   });
 
-  it('sets no setting config.ts does not read, apart from the Functions host ones', () => {
-    const hostSettings = ['APPLICATIONINSIGHTS_AUTHENTICATION_STRING'];
+  it('sets no setting config.ts does not read, apart from the Functions host and App Service ones', () => {
     const reads = settingsConfigReads();
-    expect([...settings.keys()].filter((name) => !reads.has(name) && !hostSettings.includes(name))).toEqual([]);
+    expect([...settings.keys()].filter((name) => !reads.has(name) && !(name in HOST_SETTINGS))).toEqual([]);
+    // No stale entries: each is set, and none is one config.ts reads.
+    for (const name of Object.keys(HOST_SETTINGS)) {
+      expect({ name, set: settings.has(name), readByConfig: reads.has(name) }).toEqual({
+        name,
+        set: true,
+        readByConfig: false,
+      });
+    }
   });
 
   it('covers every setting config.ts requires in Azure mode (from its own error list)', () => {
@@ -151,9 +181,32 @@ describe('infra: app settings against shared/config.ts', () => {
     expect(config.storage).toEqual({ tableUrl: 'https://stabc123def456.table.core.windows.net' });
     expect(config.serviceBusNamespace).toBe('sb-abc123.servicebus.windows.net');
     expect(config.pseudonymization.localSecret).toBeUndefined();
-    expect(config.managedIdentityClientId).toBeUndefined();
+    // The app's own clients use the user-assigned identity (shared/identity.ts: ManagedIdentityCredential).
+    expect(config.managedIdentityClientId).toBe(DEPLOY_TIME_EXAMPLES.identityClientId);
     expect(settings.get('LEDGER_ENVIRONMENT')).toBe("'azure'");
-    expect(settings.get('APPLICATIONINSIGHTS_AUTHENTICATION_STRING')).toBe("'Authorization=AAD'");
+    expect(settings.get('APPLICATIONINSIGHTS_AUTHENTICATION_STRING')).toBe(
+      "'ClientId=${identityClientId};Authorization=AAD'"
+    );
+  });
+
+  it("names the user-assigned identity in every identity-based connection of the host and the app's clients", () => {
+    expect(settings.get('AZURE_CLIENT_ID')).toBe('identityClientId');
+    // Every connection a trigger names (connection: 'X') and the host storage: X__credential and X__clientId.
+    const triggerConnections = sourceFiles('functions').flatMap((file) =>
+      [...read(file).matchAll(/\bconnection:\s*'(\w+)'/g)].map((m) => m[1]!)
+    );
+    expect(triggerConnections).toContain('ServiceBusConnection');
+    for (const prefix of new Set(['AzureWebJobsStorage', ...triggerConnections])) {
+      expect({
+        prefix,
+        credential: settings.get(`${prefix}__credential`),
+        clientId: settings.get(`${prefix}__clientId`),
+      }).toEqual({
+        prefix,
+        credential: "'managedidentity'",
+        clientId: 'identityClientId',
+      });
+    }
   });
 
   it('feeds the alert thresholds to the app and to the Azure alert rules from the same parameters', () => {
@@ -231,6 +284,9 @@ const ROLE = {
   serviceBusDataReceiver: '4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0',
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b',
   storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88',
+  keyVaultReader: '21090545-7ca7-4776-b22c-e363652d74d2',
+  keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7',
+  keyVaultCryptoOfficer: '14b46e9e-c2b7-41b4-b07b-48a6ebf60603',
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3',
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb',
 } as const;
@@ -254,7 +310,6 @@ const CLIENT_ROLES: Record<string, { role: string; scope: string } | { localOnly
 const HOST_ROLES = [
   { evidence: ['functions/ingest.ts', /app\.serviceBusQueue\(/], role: ROLE.serviceBusDataReceiver, scope: 'queue' },
   { evidence: ['host.json', /"version": "2\.0"/], role: ROLE.storageBlobDataOwner, scope: 'storage' },
-  { evidence: ['host.json', /"version": "2\.0"/], role: ROLE.storageQueueDataContributor, scope: 'storage' },
 ] as const;
 
 function sourceFiles(dir: string): string[] {
@@ -352,6 +407,40 @@ describe('infra: roles against the code', () => {
     const names = [...text.matchAll(/\n\s*name: (guid\([^\n]+\))/g)].map((m) => m[1]!);
     expect(names).toHaveLength(assignments.length);
     for (const name of names) expect(name).toMatch(/^guid\(\w+\.id, \w+, '[0-9a-f-]{36}'\)$/);
+  });
+
+  it('assigns no storage queue role: only the local stack uses storage queues', () => {
+    // The one QueueClient is the local stack's (CLIENT_ROLES: built from a connection string, checked above), and
+    // the host uses no queue with timer, HTTP and Service Bus triggers only.
+    const triggers = sourceFiles('functions').flatMap((file) =>
+      [...read(file).matchAll(/\bapp\.(\w+)\(/g)].map((m) => m[1]!)
+    );
+    expect(new Set(triggers)).toEqual(new Set(['http', 'timer', 'serviceBusQueue']));
+    expect(assignments.filter((a) => a.role === ROLE.storageQueueDataContributor)).toEqual([]);
+  });
+
+  it('gives the admin the secrets role and a read-only key role, never one that can sign', () => {
+    const admin = assignments.filter((a) => a.principal === 'adminPrincipalId');
+    expect(admin).toEqual(
+      expect.arrayContaining([
+        { role: ROLE.keyVaultSecretsOfficer, scope: 'vault', principal: 'adminPrincipalId' },
+        { role: ROLE.keyVaultReader, scope: 'vault', principal: 'adminPrincipalId' },
+      ])
+    );
+    expect(admin).toHaveLength(2);
+    // Crypto User and Officer include sign: the admin could sign transactions as the bank.
+    for (const a of admin) expect([ROLE.keyVaultCryptoUser, ROLE.keyVaultCryptoOfficer]).not.toContain(a.role);
+  });
+
+  it('assigns the signing role on the key created ahead of a rotation too, and on no other scope', () => {
+    const signing = assignments.filter((a) => a.role === ROLE.keyVaultCryptoUser);
+    expect(signing).toEqual([
+      { role: ROLE.keyVaultCryptoUser, scope: 'signerKey', principal: 'principalId' },
+      { role: ROLE.keyVaultCryptoUser, scope: 'nextSignerKey', principal: 'principalId' },
+    ]);
+    expect(bicep('infra/modules/roles.bicep')).toMatch(
+      /resource nextKeyCryptoUser '[^']+' = if \(!empty\(nextSignerKeyName\)\)/
+    );
   });
 
   it('creates the queue the code consumes', () => {
@@ -453,5 +542,176 @@ describe('infra: AVM conventions', () => {
       if (!described) missing.push(line);
     });
     expect(missing).toEqual([]);
+  });
+});
+
+/** The body of a `resource sym 'Type@…'` declaration in a file. */
+function resourceBody(path: string, symbol: string): string {
+  return blockAfter(bicep(path), `resource ${symbol} '`);
+}
+
+describe('infra: identity', () => {
+  const main = bicep('infra/main.bicep');
+  const app = bicep('infra/modules/functionapp.bicep');
+
+  it('runs the Function App as a user-assigned identity only', () => {
+    expect(bicep('infra/modules/identity.bicep')).toMatch(
+      /resource identity 'Microsoft\.ManagedIdentity\/userAssignedIdentities@/
+    );
+    const site = resourceBody('infra/modules/functionapp.bicep', 'site');
+    expect(site).toMatch(/type: 'UserAssigned'\n\s*userAssignedIdentities: \{ '\$\{identityId\}': \{\} \}/);
+    expect(site).toMatch(/type: 'UserAssignedIdentity'\n\s*userAssignedIdentityResourceId: identityId/);
+    for (const path of bicepFiles)
+      expect({ path, system: /SystemAssigned/.test(bicep(path)) }).toEqual({ path, system: false });
+    expect(app).not.toMatch(/identity\.principalId/);
+  });
+
+  it('assigns the roles to that identity before the Function App is created', () => {
+    expect(blockAfter(main, "module roles '")).toMatch(/principalId: identity\.outputs\.principalId/);
+    // An explicit dependency: nothing else makes the app wait for the role assignments.
+    expect(blockAfter(main, "module functionApp '")).toMatch(/dependsOn: \[roles, privateEndpoints\]/);
+    expect(blockAfter(main, "module functionApp '")).not.toMatch(/roles\.outputs/);
+  });
+});
+
+/** Routes of functions/ with their authLevel, as the host serves them (/api prefix). */
+function httpRoutes(): { route: string; authLevel: string }[] {
+  return sourceFiles('functions').flatMap((file) =>
+    [...read(file).matchAll(/app\.http\('\w+',\s*\{([\s\S]*?)\}\);/g)].map((m) => ({
+      route: `/api/${/route:\s*'([^']+)'/.exec(m[1]!)![1]!}`,
+      // A protected route's level is PROTECTED_AUTH_LEVEL: anonymous in Azure behind Easy Auth and its app role.
+      authLevel: /authLevel:\s*'anonymous'/.test(m[1]!) ? 'anonymous' : 'protected',
+    }))
+  );
+}
+
+describe('infra: App Service authentication (Microsoft Entra ID)', () => {
+  const auth = resourceBody('infra/modules/functionapp.bicep', 'auth');
+  const settings = templateAppSettings();
+
+  it('is configured in the template as authsettingsV2', () => {
+    expect(bicep('infra/modules/functionapp.bicep')).toMatch(
+      /resource auth 'Microsoft\.Web\/sites\/config@[^']+' = \{\n\s*parent: site\n\s*name: 'authsettingsV2'/
+    );
+  });
+
+  it('requires a token on every route but the anonymous ones, and answers 401 without one', () => {
+    expect(auth).toMatch(/requireAuthentication: true/);
+    expect(auth).toMatch(/unauthenticatedClientAction: 'Return401'/);
+    const excluded = [...(/excludedPaths: \[([^\]]*)\]/.exec(auth)?.[1] ?? '').matchAll(/'([^']+)'/g)].map(
+      (m) => m[1]!
+    );
+    const routes = httpRoutes();
+    expect(routes.map((r) => r.route)).toEqual(
+      expect.arrayContaining(['/api/status', '/api/dashboard', '/api/credit-records/{subjectRef}'])
+    );
+    // Exactly the routes the code serves anonymously (health): a new anonymous route must be decided here.
+    expect(excluded.sort()).toEqual(
+      routes
+        .filter((r) => r.authLevel === 'anonymous')
+        .map((r) => r.route)
+        .sort()
+    );
+  });
+
+  it('accepts tokens of this tenant for the app registration only, and needs no client secret', () => {
+    expect(auth).toMatch(/openIdIssuer: '\$\{environment\(\)\.authentication\.loginEndpoint\}\$\{tenantId\}\/v2\.0'/);
+    expect(auth).toMatch(/clientId: authClientId/);
+    expect(auth).toMatch(/allowedAudiences: \[\n\s*'api:\/\/\$\{authClientId\}'\n\s*authClientId\n\s*\]/);
+    expect(settings.get('WEBSITE_AUTH_AAD_ALLOWED_TENANTS')).toBe('tenantId');
+    // The "secret" setting holds the identity's client id: a federated credential, no secret anywhere.
+    expect(auth).toMatch(/clientSecretSettingName: 'OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID'/);
+    expect(settings.get('OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID')).toBe('identityClientId');
+    expect(auth).not.toMatch(/clientSecret(?!SettingName)|appSecret|CertificateThumbprint/);
+    expect(auth).toMatch(/tokenStore: \{ enabled: false \}/);
+    expect(auth).toMatch(/requireHttps: true/);
+  });
+
+  it('takes the app registration as a required parameter that cannot be left empty', () => {
+    expect(bicep('infra/main.bicep')).toMatch(/@minLength\(36\)\n@maxLength\(36\)\nparam authClientId string\n/);
+  });
+
+  it('defines the app roles of the registration, one for the read API and one for operations', () => {
+    const roles = JSON.parse(read('infra/entra/app-roles.json')) as {
+      id: string;
+      value: string;
+      allowedMemberTypes: string[];
+      isEnabled: boolean;
+      description: string;
+    }[];
+    expect(roles.map((r) => r.value)).toEqual(['CreditRecords.Read', 'Operations.Read']);
+    for (const role of roles) {
+      expect(role.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+      expect(role.allowedMemberTypes).toContain('Application');
+      expect(role.isEnabled).toBe(true);
+    }
+    expect(new Set(roles.map((r) => r.id)).size).toBe(roles.length);
+    // Every authenticated route belongs to one role's description.
+    const described = roles.map((r) => r.description).join(' ');
+    for (const { route, authLevel } of httpRoutes()) {
+      if (authLevel !== 'anonymous')
+        expect({ route, described: described.includes(route) }).toEqual({ route, described: true });
+    }
+    // The deployment guide creates the registration from this file.
+    expect(read('docs/deploy-azure.md')).toContain('--app-roles @infra/entra/app-roles.json');
+  });
+});
+
+describe('infra: network access', () => {
+  const site = resourceBody('infra/modules/functionapp.bicep', 'site');
+  const main = bicep('infra/main.bicep');
+
+  it('restricts inbound addresses by parameter, the deployment endpoint included', () => {
+    expect(site).toMatch(/ipSecurityRestrictions: \[\n\s*for \(cidr, i\) in allowedIpRanges: \{/);
+    expect(site).toMatch(/ipSecurityRestrictionsDefaultAction: empty\(allowedIpRanges\) \? 'Allow' : 'Deny'/);
+    expect(site).toMatch(/scmIpSecurityRestrictionsUseMain: true/);
+    expect(main).toMatch(/param allowedIpRanges string = ''/);
+  });
+
+  it('closes the public endpoint of the app and its backends with private networking', () => {
+    expect(site).toMatch(/publicNetworkAccess: publicNetworkAccess/);
+    expect(blockAfter(main, "module functionApp '")).toMatch(
+      /publicNetworkAccess: enablePrivateNetworking \? 'Disabled' : 'Enabled'/
+    );
+    expect(blockAfter(main, "module appPrivateEndpoint '")).toMatch(/groupId: 'sites'/);
+    const backends = blockAfter(main, "module privateEndpoints '");
+    for (const groupId of ['blob', 'table', 'namespace', 'vault']) expect(backends).toContain(`groupId: '${groupId}'`);
+    expect(backends).not.toContain("groupId: 'queue'");
+  });
+});
+
+describe('infra: Key Vault recovery and signer key rotation', () => {
+  const kv = bicep('infra/modules/keyvault.bicep');
+
+  it('can recover the soft-deleted vault after azd down', () => {
+    expect(kv).toMatch(/createMode: recoverSoftDeleted \? 'recover' : 'default'/);
+    expect(blockAfter(bicep('infra/main.bicep'), "module keyVault '")).toMatch(/recoverSoftDeleted: recoverKeyVault/);
+    expect(read('infra/main.parameters.json')).toContain('"${LEDGER_RECOVER_KEY_VAULT=false}"');
+  });
+
+  it('creates the key of a rotation exactly like the signer key', () => {
+    const shape = (symbol: string) => blockAfter(resourceBody('infra/modules/keyvault.bicep', symbol), 'properties: {');
+    expect(shape('nextSignerKey')).toEqual(shape('signerKey'));
+    expect(kv).toMatch(/resource nextSignerKey '[^']+' = if \(!empty\(nextSignerKeyName\)\)/);
+  });
+});
+
+describe('infra: parameters and outputs', () => {
+  const parsed = parseBicep(bicep('infra/main.bicep'), 'infra/main.bicep');
+  const file = JSON.parse(read('infra/main.parameters.json')) as { parameters: Record<string, { value: string }> };
+
+  it('main.parameters.json passes only parameters main.bicep declares, and every required one', () => {
+    expect(Object.keys(file.parameters).filter((name) => !parsed.params.has(name))).toEqual([]);
+    const required = [...parsed.params].filter(([, p]) => !p.optional).map(([name]) => name);
+    expect(required.filter((name) => !(name in file.parameters))).toEqual([]);
+    expect(file.parameters.authClientId?.value).toBe('${LEDGER_AUTH_CLIENT_ID}');
+  });
+
+  it('outputs what the deployment guide reads with azd env get-value', () => {
+    const guide = read('docs/deploy-azure.md');
+    const used = new Set([...guide.matchAll(/azd env get-value (\w+)/g)].map((m) => m[1]!));
+    expect(used.size).toBeGreaterThanOrEqual(5);
+    const known = new Set([...parsed.outputs, 'AZURE_ENV_NAME', 'AZURE_LOCATION', 'AZURE_SUBSCRIPTION_ID']);
+    expect([...used].filter((name) => !known.has(name))).toEqual([]);
   });
 });

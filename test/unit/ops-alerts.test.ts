@@ -83,6 +83,18 @@ describe('alert rules', () => {
     // Nothing in flight any more is a measurement (0), so the alerts resolve rather than stay as they were.
     expect(beat(0, 0, 0)).toEqual(['resolved BatchStuck', 'resolved RecordsUnconfirmed', 'resolved NonceGap']);
   });
+
+  it('EventConflict fires on one conflicting event in the window and resolves when none is left in it', () => {
+    const transitions = (conflicts: number, previous: Map<string, AlertState>) => {
+      const checks = alertChecks({ validatorFailures: new Map(), eventConflicts: conflicts }, thresholds, 2, previous);
+      return evaluateAlerts(checks, previous, 't');
+    };
+    expect(transitions(0, new Map()).transitions).toEqual([]);
+    const fired = transitions(1, new Map());
+    expect(fired.transitions.map((t) => `${t.kind} ${t.alert.rule}`)).toEqual(['fired EventConflict']);
+    const previous = new Map(fired.states.map((s) => [`${s.rule}|${s.subject}`, s]));
+    expect(transitions(0, previous).transitions.map((t) => t.kind)).toEqual(['resolved']);
+  });
 });
 
 describe('the pipeline status', () => {
@@ -103,7 +115,7 @@ describe('the pipeline status', () => {
   });
   const now = Date.parse(sample.t);
 
-  it.each(['BatchStuck', 'RecordsUnconfirmed', 'NonceGap', 'OutboxBacklogAge'] as const)(
+  it.each(['BatchStuck', 'RecordsUnconfirmed', 'NonceGap', 'OutboxBacklogAge', 'EventConflict'] as const)(
     'is never ok while %s fires',
     (rule) => {
       expect(statusFrom(sample, [alert(rule, 'firing')], 'BANK-A', now).pipeline.overall).toBe('degraded');

@@ -1,5 +1,7 @@
 import { FIELD_MAX } from '../../shared/domain/record-codec';
+import { subjectRef } from '../../shared/domain/pseudonymize';
 import { MAX_BODY_BYTES, parseCreditUpdate, type ParseResult } from '../../shared/domain/validate';
+import { BadRequest, parseLookup } from '../../shared/read/requests';
 
 const BANK = 'BANK-A';
 const NOW = new Date('2026-05-01T12:00:00.000Z');
@@ -137,18 +139,29 @@ const cases: [string, Buffer, string, RegExp][] = [
   ],
   ['sequence 0', json(edit('sequence', 0)), 'schema', /^\/sequence must be >= 1$/],
   ['sequence 2^53', json(edit('sequence', 2 ** 53)), 'schema', /^\/sequence must be <= 9007199254740991$/],
-  ['unknown top-level field', json(edit('note', 'hi')), 'schema', /^\/note is not a field of credit-update v1$/],
+  [
+    'unknown top-level field',
+    json(edit('note', 'hi')),
+    'schema',
+    /^the event has an unknown field \(field 8\); it may hold only specVersion, eventId, bankId, subject, sequence, asOf, credit$/,
+  ],
   [
     'unknown nested field',
     json(edit('credit.delinquencies.days120', 1)),
     'schema',
-    /^\/credit\/delinquencies\/days120 is not a field of credit-update v1$/,
+    /^\/credit\/delinquencies has an unknown field \(field 4\); it may hold only days30, days60, days90$/,
+  ],
+  [
+    'unknown field named like a person (its name is personal data)',
+    json(edit('subject.AnnaSvensson', true)),
+    'schema',
+    /^\/subject has an unknown field \(field 4\); it may hold only country, idType, value$/,
   ],
   [
     'unknown field named like an identifier value',
     json(edit(`subject.${RAW_ID}`, true)),
     'schema',
-    /^\/subject has a field that is not part of credit-update v1 \(its name is not shown\)$/,
+    /^\/subject has an unknown field \(field 4\)/,
   ],
   ['malformed UUID', json(edit('eventId', '2f1c7a52-6a53-4a5e-9c1e')), 'schema', /^\/eventId must match .*\(UUID/],
   ['bankId in lower case', json(edit('bankId', 'bank-a')), 'schema', /^\/bankId must match .*A-Z, 0-9 and '-'/],
@@ -192,6 +205,51 @@ const cases: [string, Buffer, string, RegExp][] = [
   ],
   ['subject value of separators only', json(edit('subject.value', '-./ -')), 'blank-subject', /no characters left/],
   [
+    'zero-width joiner inside an identifier',
+    json(edit('subject.value', '19121212\u200D-7777')),
+    'bad-subject',
+    /^\/subject\/value has an invisible control, format or bidi character \(U\+200D\) at position 9$/,
+  ],
+  [
+    'right-to-left override',
+    json(edit('subject.value', '\u202E19121212-7777')),
+    'bad-subject',
+    /U\+202E\) at position 1$/,
+  ],
+  [
+    'NUL inside an identifier',
+    json(edit('subject.value', '1912\u00001212')),
+    'bad-subject',
+    /U\+0000\) at position 5$/,
+  ],
+  ['zero-width space alone', json(edit('subject.value', '\u200B')), 'bad-subject', /U\+200B/],
+  ['a tab inside an identifier', json(edit('subject.value', '1912\t1212')), 'bad-subject', /U\+0009\) at position 5$/],
+  [
+    'emoji as an identifier',
+    json(edit('subject.value', '\u{1F600}'.repeat(40))),
+    'bad-subject',
+    /^\/subject\/value has a character that a national-id may not hold at position 1 \(allowed: letters A-Z and digits 0-9;/,
+  ],
+  ['a letter outside A-Z', json(edit('subject.value', '19121212Å7777')), 'bad-subject', /at position 9 /],
+  [
+    'the same key twice (a parser upstream may read the first)',
+    Buffer.from(JSON.stringify(valid()).replace('"bankId":"BANK-A"', '"bankId":"BANK-B","bankId":"BANK-A"')),
+    'duplicate-key',
+    /^the event has the field bankId twice \(fields 3 and 4\); parsers disagree on which one counts$/,
+  ],
+  [
+    'the same nested key twice, one of them escaped',
+    Buffer.from(JSON.stringify(valid()).replace('"score":712', '"score":300,"\\u0073core":712')),
+    'duplicate-key',
+    /^\/credit has the field score twice \(fields 1 and 2\)/,
+  ],
+  [
+    'an unknown key twice (its name is not shown)',
+    Buffer.from(JSON.stringify(valid()).replace('"value":', `"${RAW_ID}":1,"${RAW_ID}":2,"value":`)),
+    'duplicate-key',
+    /^\/subject has a field twice \(fields 3 and 4\)/,
+  ],
+  [
     'ref in upper case',
     json(edit('subject', { ref: '0x' + 'AB'.repeat(32) })),
     'schema',
@@ -220,7 +278,7 @@ const cases: [string, Buffer, string, RegExp][] = [
     'several problems at once',
     json({ ...edit('credit.score', 9000), sequence: -1, extra: 1 }),
     'schema',
-    /\/extra is not a field of credit-update v1; \/sequence must be >= 1; \/credit\/score must be <= 850/,
+    /^the event has an unknown field \(field 8\); .*; \/sequence must be >= 1; \/credit\/score must be <= 850/,
   ],
 ];
 
@@ -280,5 +338,49 @@ describe('parseCreditUpdate accepts', () => {
   it('a raw subject value with spaces and separators, and a date-time with an offset', () => {
     const result = parse(json({ ...edit('subject.value', ' 19121212-1212 '), asOf: '2026-05-01T13:00:00+02:00' }));
     expect(result.ok).toBe(true);
+  });
+});
+
+describe('one subject rule for ingest, the lookup and the CLI', () => {
+  const values = [
+    RAW_ID,
+    ' 19121212-1212 ',
+    '１９１２１２１２－１２１２', // full-width digits and hyphen: NFKC makes them the ASCII identifier
+    '19121212\u200D-7777',
+    '\u202E19121212-7777',
+    '1912\u00001212',
+    '\u200B',
+    '\u0000',
+    '\u{1F600}'.repeat(40),
+    '7'.repeat(65),
+    '-./ -',
+    '   ',
+    '',
+  ];
+  it.each(values.map((v) => [JSON.stringify(v), v]))('ingest and lookup agree on %s', (_shown, value) => {
+    const ingestAccepts = parse(json(edit('subject.value', value))).ok;
+    let lookupAccepts = true;
+    try {
+      parseLookup({ country: 'SE', idType: 'national-id', value });
+    } catch (err) {
+      expect(err).toBeInstanceOf(BadRequest);
+      expect((err as Error).message).not.toContain(value.trim() || '\u0000');
+      lookupAccepts = false;
+    }
+    expect(lookupAccepts).toBe(ingestAccepts);
+  });
+
+  it('accepts an identifier with separators and full-width forms as the same subject', () => {
+    const subject = (value: string) => ({ country: 'SE', idType: 'national-id' as const, value });
+    const key = Buffer.alloc(32, 7);
+    expect(subjectRef(key, parseLookup(subject('１９１２１２１２－１２１２')))).toBe(
+      subjectRef(key, parseLookup(subject('19121212-1212')))
+    );
+  });
+
+  it('refuses an unknown lookup field without naming it', () => {
+    expect(() => parseLookup({ country: 'SE', idType: 'passport', value: 'X1', AnnaSvensson: 1 })).toThrow(
+      /^the body has an unknown field \(field 4\); it may hold only country, idType, value$/
+    );
   });
 });

@@ -354,7 +354,10 @@ type BeatSample = import('../model').BeatSample;
     const headers: Record<string, string> = key ? { 'x-functions-key': key } : {};
     fetch('status/history', { headers, cache: 'no-store', credentials: 'same-origin' })
       .then((res) => {
-        if (res.status === 401) throw new Error('not authorised: open the dashboard with ?code=<function key>');
+        // Azure: the Entra sign-in cookie goes with every request (401: signed out; 403: no Operations.Read role).
+        // Local: the function key from the page's own ?code= (the local host has no sign-in).
+        if (res.status === 401) throw new Error('not signed in: reload the page (locally: open it with ?code=<key>)');
+        if (res.status === 403) throw new Error('not allowed: this needs the app role Operations.Read');
         if (!res.ok) throw new Error(`status/history answered HTTP ${res.status}`);
         return res.json() as Promise<HistoryReport>;
       })
