@@ -73,16 +73,9 @@ export function parseSchedule(expression: string): Schedule {
     Set<number>,
     Set<number>,
   ];
-  const dayRestricted = parts[3] !== '*';
-  const weekdayRestricted = parts[5] !== '*';
-
-  const dayMatches = (d: Date): boolean => {
-    const byDay = days.has(d.getUTCDate());
-    const byWeekday = weekdays.has(d.getUTCDay());
-    // Like cron: when both are restricted, either may match.
-    if (dayRestricted && weekdayRestricted) return byDay || byWeekday;
-    return byDay && byWeekday;
-  };
+  // NCrontab (Azure Functions) requires both day fields to match, unlike Vixie cron, which ORs two restricted ones:
+  // '0 0 12 13 * FRI' is noon on every Friday the 13th.
+  const dayMatches = (d: Date): boolean => days.has(d.getUTCDate()) && weekdays.has(d.getUTCDay());
 
   return {
     expression,

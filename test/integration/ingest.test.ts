@@ -12,6 +12,7 @@ import { Rejections } from '../../shared/storage/rejections';
 import { TABLES, TableStore } from '../../shared/storage/tables';
 import { deadLetterOf } from './support/dead-letters';
 import { eventually } from './support/eventually';
+import { creditUpdateEvent } from '../support/credit-update';
 
 /** The real app (dist/functions) in the local host, fed through the bank's credit-updates queue. */
 describe('ingest', () => {
@@ -34,23 +35,8 @@ describe('ingest', () => {
     rawIds.push({ value, normalized: `QX${digits}` });
     return { country: 'SE', idType: 'national-id', value };
   }
-  const event = (overrides: Record<string, unknown> = {}): Record<string, unknown> => ({
-    specVersion: 'credit-update/v1',
-    eventId: randomUUID(),
-    bankId: 'BANK-A',
-    subject: rawSubject(),
-    sequence: 7,
-    asOf: '2026-01-15T08:30:00Z',
-    credit: {
-      score: 655,
-      openAccounts: 4,
-      delinquencies: { days30: 2, days60: 1, days90: 0 },
-      defaulted: false,
-      totalBalance: 98_765,
-      creditLimit: 150_000,
-    },
-    ...overrides,
-  });
+  const event = (overrides: Record<string, unknown> = {}): Record<string, unknown> =>
+    creditUpdateEvent(rawSubject(), overrides);
   const send = (body: Buffer | object, messageId = randomUUID()): Promise<string> => queue.send({ body, messageId });
 
   /** The structured ingest log lines the app wrote for one message. */

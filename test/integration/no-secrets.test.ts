@@ -11,6 +11,7 @@ import { Outbox } from '../../shared/storage/outbox';
 import { TABLES, TableStore } from '../../shared/storage/tables';
 import { eventually } from './support/eventually';
 import { startRpcProxy, type RpcProxy } from './support/rpc-proxy';
+import { creditUpdateEvent, TEST_CREDIT } from '../support/credit-update';
 
 /**
  * A small run of the real app on the local stack with secrets planted everywhere they could leak from: RPC
@@ -193,23 +194,10 @@ function plantedRawId(): string {
 }
 
 function creditUpdate(value: string, overrides: { sequence?: number; credit?: object } = {}) {
-  return {
-    specVersion: 'credit-update/v1',
-    eventId: randomUUID(),
-    bankId: 'BANK-A',
-    subject: { country: 'SE', idType: 'national-id' as const, value },
-    sequence: overrides.sequence ?? 1,
-    asOf: '2026-01-15T08:30:00Z',
-    credit: {
-      score: 655,
-      openAccounts: 4,
-      delinquencies: { days30: 2, days60: 1, days90: 0 },
-      defaulted: false,
-      totalBalance: 98_765,
-      creditLimit: 150_000,
-      ...overrides.credit,
-    },
-  };
+  return creditUpdateEvent(
+    { country: 'SE', idType: 'national-id' as const, value },
+    { sequence: overrides.sequence ?? 1, credit: { ...TEST_CREDIT, ...overrides.credit } }
+  );
 }
 
 /** The lastError of every Batches row that has one. */

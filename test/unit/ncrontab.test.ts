@@ -11,6 +11,8 @@ describe('NCRONTAB schedules', () => {
     ['0 0 0 1 JAN *', '2026-06-01T00:00:00.000Z', '2027-01-01T00:00:00.000Z'],
     ['5,10 * * * * *', '2026-01-01T00:00:05.000Z', '2026-01-01T00:00:10.000Z'],
     ['0 0 12 29 2 *', '2026-03-01T00:00:00.000Z', '2028-02-29T12:00:00.000Z'],
+    // Both day fields must match, as in Azure's NCrontab (cron would take Friday 2 January).
+    ['0 0 12 13 * FRI', '2026-01-01T00:00:00.000Z', '2026-02-13T12:00:00.000Z'],
   ])('%s after %s is %s', (expression, after, next) => {
     expect(parseSchedule(expression).next(at(after)).toISOString()).toBe(next);
   });
