@@ -1,6 +1,6 @@
 import { ServiceBusClient, type ServiceBusReceivedMessage } from '@azure/service-bus';
 import type { QueueClient } from '@azure/storage-queue';
-import { CREDIT_UPDATES_QUEUE } from '../shared/domain/credit-update';
+import { CREDIT_UPDATES_DUPLICATE_WINDOW_MS, CREDIT_UPDATES_QUEUE } from '../shared/domain/credit-update';
 import { LocalServiceBusQueue, type MessageEnvelope } from '../local/host/service-bus-queue';
 import { print, UsageError } from './common';
 import { bankTarget, type BankTarget } from './target';
@@ -22,8 +22,11 @@ interface DeadLetterQueue {
   where: string;
   /** Up to `max` dead letters, and the total when the queue can tell it. */
   peek(max: number): Promise<{ messages: DeadLetter[]; total?: number }>;
-  /** Sends dead letters back to the queue with their message id (fresh delivery count); returns the ids moved. */
-  redrive(which: Which): Promise<string[]>;
+  /**
+   * Sends dead letters back to the queue with their message id (fresh delivery count): the ids moved, and those
+   * left for now because duplicate detection would still drop a resend of that id (with when they can go).
+   */
+  redrive(which: Which): Promise<{ moved: string[]; notYet: { messageId: string; after: string }[] }>;
   close(): Promise<void>;
 }
 
@@ -43,9 +46,16 @@ function deadLetterQueueOf({ config, credential }: BankTarget): DeadLetterQueue 
 
 /**
  * Azure: the queue's `$DeadLetterQueue` sub-queue with the Service Bus SDK (the caller needs Azure Service Bus Data
- * Receiver and Sender on the queue). Not exercised on this machine: no Service Bus runs here.
+ * Receiver and Sender on the queue). Bodies travel as the bytes they were (no JSON parsing on the way), and a
+ * message whose id the queue's duplicate detection still remembers stays dead-lettered: a resend would be accepted
+ * and silently dropped, and completing the dead letter would then lose it. Tested against the local namespace.
  */
-function serviceBusDeadLetters(client: ServiceBusClient, namespace: string): DeadLetterQueue {
+export function serviceBusDeadLetters(
+  client: ServiceBusClient,
+  namespace: string,
+  duplicateWindowMs = CREDIT_UPDATES_DUPLICATE_WINDOW_MS,
+  now: () => number = Date.now
+): DeadLetterQueue {
   const view = (m: ServiceBusReceivedMessage): DeadLetter => ({
     messageId: String(m.messageId),
     enqueuedTimeUtc: m.enqueuedTimeUtc?.toISOString(),
@@ -54,10 +64,11 @@ function serviceBusDeadLetters(client: ServiceBusClient, namespace: string): Dea
     description: m.deadLetterErrorDescription,
     bodySize: Buffer.isBuffer(m.body) ? m.body.length : JSON.stringify(m.body ?? null).length,
   });
+  const receiverOptions = { subQueueType: 'deadLetter', skipParsingBodyAsJson: true } as const;
   return {
     where: `${CREDIT_UPDATES_QUEUE}/$DeadLetterQueue in ${namespace}`,
     async peek(max) {
-      const receiver = client.createReceiver(CREDIT_UPDATES_QUEUE, { subQueueType: 'deadLetter' });
+      const receiver = client.createReceiver(CREDIT_UPDATES_QUEUE, receiverOptions);
       try {
         return { messages: (await receiver.peekMessages(max)).map(view) };
       } finally {
@@ -65,19 +76,30 @@ function serviceBusDeadLetters(client: ServiceBusClient, namespace: string): Dea
       }
     },
     async redrive(which) {
-      const receiver = client.createReceiver(CREDIT_UPDATES_QUEUE, { subQueueType: 'deadLetter' });
+      const receiver = client.createReceiver(CREDIT_UPDATES_QUEUE, receiverOptions);
       const sender = client.createSender(CREDIT_UPDATES_QUEUE);
       const moved: string[] = [];
+      const notYet: { messageId: string; after: string }[] = [];
       const seen = new Set<string>();
       try {
         for (;;) {
           const batch = await receiver.receiveMessages(32, { maxWaitTimeInMs: 2_000 });
-          // Nothing left, or every message of this batch was looked at before (abandoned ones come back at once).
-          if (batch.every((m) => seen.has(String(m.sequenceNumber)))) break;
+          // Nothing left, or every message of this batch was looked at before (abandoned ones come back at once):
+          // give those back too, or they would stay locked until their lock expires.
+          if (batch.every((m) => seen.has(String(m.sequenceNumber)))) {
+            for (const m of batch) await receiver.abandonMessage(m);
+            break;
+          }
           for (const m of batch) {
             seen.add(String(m.sequenceNumber));
             if ('messageId' in which && m.messageId !== which.messageId) {
               await receiver.abandonMessage(m);
+              continue;
+            }
+            const rememberedUntil = (m.enqueuedTimeUtc?.getTime() ?? now()) + duplicateWindowMs;
+            if (rememberedUntil > now()) {
+              await receiver.abandonMessage(m);
+              notYet.push({ messageId: String(m.messageId), after: new Date(rememberedUntil).toISOString() });
               continue;
             }
             const { messageId, contentType, correlationId, subject, applicationProperties } = m;
@@ -86,9 +108,9 @@ function serviceBusDeadLetters(client: ServiceBusClient, namespace: string): Dea
             await receiver.completeMessage(m);
             moved.push(String(messageId));
           }
-          if ('messageId' in which && moved.length > 0) break;
+          if ('messageId' in which && moved.length + notYet.length > 0) break;
         }
-        return moved;
+        return { moved, notYet };
       } finally {
         await sender.close();
         await receiver.close();
@@ -148,7 +170,8 @@ function localDeadLetters(queue: LocalServiceBusQueue, bankId: string): DeadLett
       }
       // The ones looked at and left: visible again at once.
       for (const s of skipped) await dlq.updateMessage(s.messageId, s.popReceipt, undefined, 0).catch(() => undefined);
-      return moved;
+      // The emulation has no duplicate detection: nothing has to wait.
+      return { moved, notYet: [] };
     },
     close: async () => undefined,
   };
@@ -182,11 +205,13 @@ export async function deadLetterRedriveCommand(options: {
   const target = bankTarget(options.bankId);
   const queue = deadLetterQueueOf(target);
   try {
-    const moved = await queue.redrive(options.all ? { all: true } : { messageId: options.messageId! });
-    if (!options.all && moved.length === 0)
+    const { moved, notYet } = await queue.redrive(options.all ? { all: true } : { messageId: options.messageId! });
+    if (!options.all && moved.length + notYet.length === 0)
       throw new Error(`no dead-lettered message ${options.messageId} in ${queue.where}`);
-    if (options.json) return print(JSON.stringify({ bankId: target.config.bankId, redriven: moved }));
+    if (options.json) return print(JSON.stringify({ bankId: target.config.bankId, redriven: moved, notYet }));
     for (const id of moved) print(`redriven ${id} → ${CREDIT_UPDATES_QUEUE}`);
+    for (const { messageId, after } of notYet)
+      print(`left ${messageId}: the queue's duplicate detection would drop a resend until ${after}; redrive it then`);
     print(`${moved.length} message(s) moved back to ${CREDIT_UPDATES_QUEUE} of ${target.config.bankId}`);
   } finally {
     await queue.close();

@@ -6,6 +6,8 @@ export const CREDIT_UPDATE_SPEC = 'credit-update/v1';
 
 /** The Service Bus queue bank systems publish to (dead letters go to its dead-letter sub-queue). */
 export const CREDIT_UPDATES_QUEUE = 'credit-updates';
+/** How long the queue remembers a message id (infra/modules/servicebus.bicep, duplicateDetectionHistoryTimeWindow). */
+export const CREDIT_UPDATES_DUPLICATE_WINDOW_MS = 10 * 60 * 1000;
 
 /** A raw identifier: pseudonymized by ledger-bridge (keyed HMAC); never stored, logged or put on chain. */
 export interface RawSubject {

@@ -1,7 +1,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, loadConfig } from '../../shared/config';
-import { CREDIT_UPDATES_QUEUE } from '../../shared/domain/credit-update';
+import { CREDIT_UPDATES_DUPLICATE_WINDOW_MS, CREDIT_UPDATES_QUEUE } from '../../shared/domain/credit-update';
 import { ALERT_RULES } from '../../shared/ops/alerts';
 import { ALL_TELEMETRY } from '../../shared/telemetry-catalogue';
 
@@ -443,8 +443,10 @@ describe('infra: roles against the code', () => {
     );
   });
 
-  it('creates the queue the code consumes', () => {
+  it('creates the queue the code consumes, with the duplicate detection window deadletter redrive waits out', () => {
     expect(bicep('infra/modules/servicebus.bicep')).toContain(`param queueName string = '${CREDIT_UPDATES_QUEUE}'`);
+    const window = /duplicateDetectionHistoryTimeWindow: 'PT(\d+)M'/.exec(bicep('infra/modules/servicebus.bicep'));
+    expect(Number(window?.[1]) * 60_000).toBe(CREDIT_UPDATES_DUPLICATE_WINDOW_MS);
   });
 });
 
