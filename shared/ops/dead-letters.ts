@@ -15,22 +15,19 @@ export interface DeadLetterCounter {
  * Azure: peeks the queue's dead-letter sub-queue with the receiver the app already has (Azure Service Bus Data
  * Receiver). Reading runtime properties would need a management role (Data Owner), far more than counting
  * needs. Counts up to `cap`; beyond that the alert fires anyway and Azure Monitor's DeadletteredMessages metric
- * has the exact figure.
+ * has the exact figure. A client per count: the SDK keeps a peek cursor per client, so a kept client's next
+ * count would start after the last message it saw and miss every older dead letter.
  */
 export class ServiceBusDeadLetterCounter implements DeadLetterCounter {
-  private readonly client: ServiceBusClient;
-
   constructor(
-    namespace: string,
-    credential: TokenCredential,
+    private readonly connect: () => ServiceBusClient,
     readonly queue: string,
     private readonly cap = 1000
-  ) {
-    this.client = new ServiceBusClient(namespace, credential);
-  }
+  ) {}
 
   async count(): Promise<number> {
-    const receiver = this.client.createReceiver(this.queue, { subQueueType: 'deadLetter' });
+    const client = this.connect();
+    const receiver = client.createReceiver(this.queue, { subQueueType: 'deadLetter' });
     try {
       let count = 0;
       let from: Long | undefined;
@@ -47,6 +44,7 @@ export class ServiceBusDeadLetterCounter implements DeadLetterCounter {
       return count;
     } finally {
       await receiver.close();
+      await client.close();
     }
   }
 }
@@ -89,7 +87,8 @@ export function deadLetterCounterFor(
       ? new AzuriteDeadLetterCounter(config.storage.connectionString, queue)
       : undefined;
   }
-  return config.serviceBusNamespace
-    ? new ServiceBusDeadLetterCounter(config.serviceBusNamespace, credential, queue)
+  const namespace = config.serviceBusNamespace;
+  return namespace
+    ? new ServiceBusDeadLetterCounter(() => new ServiceBusClient(namespace, credential), queue)
     : undefined;
 }
