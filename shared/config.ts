@@ -39,6 +39,8 @@ export interface Config {
   };
   /** Service Bus namespace of the credit-updates queue (identity-based); absent only on the local stack. */
   serviceBusNamespace?: string;
+  /** The local stack's Service Bus namespace (a SAS connection string); refused in Azure. */
+  serviceBusConnectionString?: string;
   /**
    * The consortium's subject pseudonymization key: a Key Vault secret in Azure (by name), or the value itself
    * on the local stack only.
@@ -113,6 +115,7 @@ const SECRET_SETTINGS = new Set([
   'PSEUDONYMIZATION_SECRET',
   'APPLICATIONINSIGHTS_CONNECTION_STRING',
   'AzureWebJobsStorage',
+  'ServiceBusConnection',
 ]);
 /** Settings holding endpoint URLs, which may carry credentials (userinfo, API keys, tokens): shown redacted. */
 const URL_SETTINGS = new Set([
@@ -317,6 +320,18 @@ export function loadConfig(env: Env = process.env): Config {
     HOST_NAME.test(serviceBusNamespace ?? ''),
     'the namespace host name, e.g. sb-bank-a.servicebus.windows.net (not a connection string)'
   );
+  const serviceBusConnectionString = r.optional('ServiceBusConnection');
+  if (serviceBusConnectionString !== undefined && !local) {
+    r.problems.push(
+      'ServiceBusConnection (a connection string) is refused in Azure: set ServiceBusConnection__fullyQualifiedNamespace and use the managed identity'
+    );
+  }
+  r.check(
+    'ServiceBusConnection',
+    serviceBusConnectionString,
+    /^Endpoint=sb:\/\/[^;]+;SharedAccessKeyName=[^;]+;SharedAccessKey=[^;]+/.test(serviceBusConnectionString ?? ''),
+    'a Service Bus connection string (Endpoint=sb://…;SharedAccessKeyName=…;SharedAccessKey=…)'
+  );
   const localSecret = r.optional('PSEUDONYMIZATION_SECRET');
   if (localSecret !== undefined && !local) {
     r.problems.push(
@@ -357,6 +372,7 @@ export function loadConfig(env: Env = process.env): Config {
       blockTimeSeconds: r.integer('BLOCK_TIME_SECONDS', 2, 1, 600),
     },
     serviceBusNamespace,
+    serviceBusConnectionString,
     pseudonymization: { secretName, localSecret },
     submit: {
       schedule: r.schedule('SUBMIT_SCHEDULE', '* * * * * *'),

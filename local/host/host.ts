@@ -17,13 +17,14 @@ import {
 import { redactUrl } from '../../shared/redact';
 import { parseSchedule } from './ncrontab';
 import { compileRoute, type CompiledRoute } from './routes';
-import { LocalServiceBusQueue, QueuePump, type ReceivedMessage } from './service-bus-queue';
+import { ServiceBusTrigger, timeSpanMs, type ServiceBusHostSettings } from './service-bus-trigger';
 
 /**
  * A local stand-in for the Azure Functions host (Core Tools cannot be installed here). It loads the app's
  * entry points as the Node.js worker does, through `@azure/functions-core`, and drives the app's triggers:
  * NCRONTAB timers (never overlapping, like the singleton timer lock), HTTP routes with function keys, and
- * Service Bus queue triggers fed from Azurite queues with peek-lock, delivery count and dead-lettering.
+ * Service Bus queue triggers received with the real SDK (local/host/service-bus-trigger.ts) from the namespace
+ * the binding's connection setting names.
  * It also serves the host's admin API: POST /admin/functions/{name} runs a non-HTTP function on demand.
  */
 
@@ -34,10 +35,6 @@ export interface HostOptions {
   port: number;
   masterKey?: string;
   functionKey?: string;
-  /** Service Bus queue property (not in host.json): deliveries before dead-lettering. */
-  maxDeliveryCount?: number;
-  /** Service Bus queue property: peek-lock duration. */
-  lockDurationSeconds?: number;
   /** Settings the app reads (defaults to process.env); %NAME% binding expressions resolve against them. */
   settings?: Record<string, string | undefined>;
   log?: (line: string) => void;
@@ -47,7 +44,7 @@ interface HostJson {
   functionTimeout?: string;
   extensions?: {
     http?: { routePrefix?: string };
-    serviceBus?: { maxConcurrentCalls?: number };
+    serviceBus?: ServiceBusHostSettings;
   };
 }
 
@@ -62,7 +59,7 @@ export class FunctionHost {
   private server: Server | undefined;
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly running = new Set<Promise<unknown>>();
-  private readonly pumps: QueuePump[] = [];
+  private readonly queueTriggers: ServiceBusTrigger[] = [];
   private readonly routes: { fn: RegisteredFunction; route: CompiledRoute; methods: string[]; authLevel: string }[] =
     [];
   private readonly hostJson: HostJson;
@@ -98,7 +95,7 @@ export class FunctionHost {
   async stop(): Promise<void> {
     this.stopping = true;
     for (const timer of this.timers.values()) clearTimeout(timer);
-    await Promise.all(this.pumps.map((pump) => pump.stop()));
+    await Promise.all(this.queueTriggers.map((trigger) => trigger.stop()));
     await Promise.allSettled([...this.running]);
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     this.server?.closeAllConnections();
@@ -197,7 +194,7 @@ export class FunctionHost {
   private async startTrigger(fn: RegisteredFunction): Promise<void> {
     const trigger = this.trigger(fn);
     if (trigger.type === 'timerTrigger') this.startTimer(fn, trigger);
-    if (trigger.type === 'serviceBusTrigger') await this.startQueue(fn, trigger);
+    if (trigger.type === 'serviceBusTrigger') this.startQueue(fn, trigger);
     if (trigger.type === 'httpTrigger') {
       const route = this.resolveSetting(trigger.route ?? fn.metadata.name, `function "${fn.metadata.name}" route`);
       this.routes.push({
@@ -244,58 +241,35 @@ export class FunctionHost {
     else arm();
   }
 
-  private async startQueue(fn: RegisteredFunction, trigger: Trigger): Promise<void> {
+  private startQueue(fn: RegisteredFunction, trigger: Trigger): void {
     const name = fn.metadata.name;
-    if (trigger.cardinality === 'many')
-      throw new Error(`function "${name}": cardinality "many" is not supported by the local host`);
     const queueName = this.resolveSetting(trigger.queueName, `function "${name}" queueName`);
     if (!queueName || queueName === 'undefined')
       throw new Error(
         `function "${name}": the local host supports queue triggers (queueName), not topic subscriptions`
       );
-    const connectionString = this.settings.AzureWebJobsStorage;
+    const setting = typeof trigger.connection === 'string' ? trigger.connection : 'AzureWebJobsServiceBus';
+    const connectionString = this.settings[setting];
     if (!connectionString) {
       throw new Error(
-        `function "${name}": the local host feeds Service Bus triggers from Azurite and needs AzureWebJobsStorage (the local stack connection string)`
+        `function "${name}": app setting ${setting} is not set; the local host needs the namespace's connection string there (the local stack sets it; ${setting}__fullyQualifiedNamespace is for a managed identity in Azure)`
       );
     }
-    const queue = new LocalServiceBusQueue(connectionString, queueName);
-    await queue.ensureExists();
-    const binary = trigger.dataType === 'binary';
-    const pump = new QueuePump(queue, (message) => this.invokeQueue(name, message, binary), {
-      maxConcurrentCalls: this.hostJson.extensions?.serviceBus?.maxConcurrentCalls ?? 16,
-      lockDurationSeconds: this.options.lockDurationSeconds ?? 30,
-      maxDeliveryCount: this.options.maxDeliveryCount ?? 10,
+    const queueTrigger = new ServiceBusTrigger({
+      connectionString,
+      queueName,
+      cardinality: trigger.cardinality === 'many' ? 'many' : 'one',
+      binary: trigger.dataType === 'binary',
+      settings: this.hostJson.extensions?.serviceBus ?? {},
+      invoke: async ({ data, metadata }) => void (await this.invoke(name, data, metadata)),
       log: (level, message) => this.write(level, 'system', message, name),
     });
-    pump.start();
-    this.pumps.push(pump);
-  }
-
-  private async invokeQueue(name: string, message: ReceivedMessage, binary: boolean): Promise<void> {
-    const str = (value: string | undefined): RpcTypedData | undefined =>
-      value === undefined ? undefined : { string: value };
-    const metadata: Record<string, RpcTypedData | undefined> = {
-      MessageId: str(message.messageId),
-      DeliveryCount: { int: message.deliveryCount },
-      EnqueuedTimeUtc: str(message.enqueuedTimeUtc),
-      SequenceNumber: { int: message.sequenceNumber },
-      ContentType: str(message.contentType),
-      CorrelationId: str(message.correlationId),
-      ApplicationProperties: message.applicationProperties && { json: JSON.stringify(message.applicationProperties) },
-    };
-    const triggerMetadata = Object.fromEntries(Object.entries(metadata).filter(([, v]) => v !== undefined)) as Record<
-      string,
-      RpcTypedData
-    >;
-    // Like the Service Bus extension: a string trigger gets the body decoded as UTF-8, a binary one the bytes.
-    const data = binary ? { bytes: message.bodyBytes } : { string: message.bodyBytes.toString('utf8') };
-    await this.invoke(name, data, triggerMetadata);
+    queueTrigger.start();
+    this.queueTriggers.push(queueTrigger);
   }
 
   private async withTimeout<T>(work: Promise<T>, name: string): Promise<T> {
-    const [h, m, s] = (this.hostJson.functionTimeout ?? '00:05:00').split(':').map(Number);
-    const ms = ((h ?? 0) * 3600 + (m ?? 0) * 60 + (s ?? 0)) * 1000;
+    const ms = timeSpanMs(this.hostJson.functionTimeout ?? '00:05:00');
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(

@@ -12,8 +12,7 @@ import { FUNCTION_KEY_VARIABLE, MASTER_KEY_VARIABLE, takeKey } from './host-keys
  * The host keys come from the environment (host-keys.ts), never from the command line; without them, random
  * keys are made.
  */
-const usage = `usage: node dist/local/host/main.js [--app DIR] [--port N] [--settings FILE]
-    [--max-delivery-count N] [--lock-duration-seconds N] [--exit-with-stdin]
+const usage = `usage: node dist/local/host/main.js [--app DIR] [--port N] [--settings FILE] [--exit-with-stdin]
 environment: ${MASTER_KEY_VARIABLE}, ${FUNCTION_KEY_VARIABLE} (the host keys)`;
 
 function positiveInt(name: string, raw: string | undefined, fallback: number): number {
@@ -28,8 +27,6 @@ async function main(): Promise<void> {
       app: { type: 'string', default: '.' },
       port: { type: 'string' },
       settings: { type: 'string' },
-      'max-delivery-count': { type: 'string' },
-      'lock-duration-seconds': { type: 'string' },
       'exit-with-stdin': { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
@@ -47,8 +44,6 @@ async function main(): Promise<void> {
     port: positiveInt('port', values.port, 0),
     masterKey: takeKey(MASTER_KEY_VARIABLE),
     functionKey: takeKey(FUNCTION_KEY_VARIABLE),
-    maxDeliveryCount: positiveInt('max-delivery-count', values['max-delivery-count'], 10),
-    lockDurationSeconds: positiveInt('lock-duration-seconds', values['lock-duration-seconds'], 30),
   });
   await host.start();
   let stopping = false;

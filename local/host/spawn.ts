@@ -18,8 +18,6 @@ export interface SpawnHostOptions {
   /** App settings: the host process's environment. */
   settings: Record<string, string>;
   port?: number;
-  maxDeliveryCount?: number;
-  lockDurationSeconds?: number;
   onLine?: (line: string) => void;
 }
 
@@ -37,8 +35,6 @@ export async function spawnFunctionHost(options: SpawnHostOptions): Promise<Runn
     hostMain,
     ...['--app', options.appDir, '--port', String(options.port ?? 0)],
     '--exit-with-stdin',
-    ...(options.maxDeliveryCount ? ['--max-delivery-count', String(options.maxDeliveryCount)] : []),
-    ...(options.lockDurationSeconds ? ['--lock-duration-seconds', String(options.lockDurationSeconds)] : []),
   ];
   const child = await startProcess(options.name, process.execPath, args, {
     // The keys go in the environment: the command line is visible to every user (ps).

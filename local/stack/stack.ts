@@ -11,12 +11,15 @@ import { startAppInsightsStandIn, type AppInsightsStandIn } from './appinsights'
 import { startAzuritePerAccount, type Azurite } from './azurite';
 import { deployConsortium } from './consortium';
 import { startKeyVaultStandIn, type KeyVaultStandIn } from './keyvault';
+import { CREDIT_UPDATES_QUEUE } from '../../shared/domain/credit-update';
+import { startNamespace, type LocalServiceBusNamespace } from '../servicebus/namespace';
+import type { QueueSettings } from '../servicebus/queue';
 import { generateLocalTls, trustCertificate, type LocalTls } from './tls';
 
 /**
- * The embedded local stack: Azurite (one storage account per bank), anvil with the CreditRegistry deployed and
- * every bank's Key Vault signer registered as a member, and the HTTPS stand-ins for Key Vault and Application
- * Insights. Everything listens on 127.0.0.1 on free ports. With a data dir, state survives a restart.
+ * The embedded local stack: Azurite (one storage account per bank), a Service Bus namespace per bank (AMQP, with
+ * the credit-updates queue as the Bicep creates it), anvil with the CreditRegistry deployed and every bank's Key
+ * Vault signer registered as a member, and the HTTPS stand-ins for Key Vault and Application Insights. Everything listens on 127.0.0.1 on free ports. With a data dir, state survives a restart.
  */
 
 export interface StackOptions {
@@ -27,6 +30,8 @@ export interface StackOptions {
   confirmations?: number;
   /** Keep state here across restarts; in memory (and a temp dir for the certificate) when absent. */
   dataDir?: string;
+  /** The credit-updates queue's settings where a test needs other than the Bicep's (fewer deliveries, a shorter lock). */
+  queue?: Partial<Pick<QueueSettings, 'maxDeliveryCount' | 'lockDurationMs'>>;
   log?: (line: string) => void;
 }
 
@@ -34,6 +39,8 @@ export interface BankInfo {
   bankId: string;
   storageAccount: string;
   storageConnectionString: string;
+  /** The bank's local Service Bus namespace (SAS key, plain AMQP on 127.0.0.1: UseDevelopmentEmulator=true). */
+  serviceBusConnectionString: string;
   signerKeyName: string;
   signerAddress: string;
 }
@@ -65,6 +72,8 @@ export interface Stack {
   anvil: Anvil;
   keyVault: KeyVaultStandIn;
   appInsights: AppInsightsStandIn;
+  /** One namespace per bank, in the order of info.banks. */
+  serviceBus: LocalServiceBusNamespace[];
   stop(): Promise<void>;
 }
 
@@ -72,6 +81,8 @@ export interface Stack {
 interface SavedState {
   tls: LocalTls;
   accountKeys: Record<string, string>;
+  /** Per bank: the namespace's SAS key, so connection strings stay the same across restarts. */
+  serviceBusKeys?: Record<string, string>;
   registryAddress?: string;
   deployBlock?: number;
   chainId: number;
@@ -152,6 +163,21 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       accountKeys: saved?.accountKeys,
     });
     started.push(azurite);
+    log('starting the Service Bus namespaces…');
+    const serviceBusKeys: Record<string, string> = {};
+    const serviceBus: LocalServiceBusNamespace[] = [];
+    for (const bankId of bankIds) {
+      serviceBusKeys[bankId] = saved?.serviceBusKeys?.[bankId] ?? randomBytes(32).toString('base64');
+      const namespace = await startNamespace({
+        queues: [{ name: CREDIT_UPDATES_QUEUE, ...options.queue }],
+        sharedAccessKeyName: 'RootManageSharedAccessKey',
+        sharedAccessKey: serviceBusKeys[bankId],
+        dataDir: dataDir && join(dataDir, 'servicebus', bankId),
+        log: (level, message) => log(`Service Bus ${bankId} ${level}: ${message}`),
+      });
+      started.push(namespace);
+      serviceBus.push(namespace);
+    }
     log('starting anvil…');
     const chainId = saved?.chainId ?? options.chainId ?? 31337;
     const anvil = await startAnvil({
@@ -176,6 +202,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         bankId,
         storageAccount: account.name,
         storageConnectionString: account.connectionString,
+        serviceBusConnectionString: serviceBus[i]!.connectionString,
         signerKeyName,
         signerAddress: await ensureSignerKey(keyVault.url, signerKeyName),
       });
@@ -194,6 +221,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     saveState(dataDir, {
       tls,
       accountKeys: Object.fromEntries(azurite.accounts.map((a) => [a.name, a.accountKey])),
+      serviceBusKeys,
       registryAddress,
       deployBlock,
       chainId,
@@ -216,7 +244,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       appInsights: { url: appInsights.url, connectionString: appInsights.connectionString },
       banks: bankInfos,
     };
-    return { info, azurite, anvil, keyVault, appInsights, stop: stopAll };
+    return { info, azurite, anvil, keyVault, appInsights, serviceBus, stop: stopAll };
   } catch (err) {
     await stopAll();
     throw err;
@@ -231,6 +259,7 @@ export function bankSettings(info: StackInfo, bankId: string): Record<string, st
     LEDGER_ENVIRONMENT: 'local',
     BANK_ID: bank.bankId,
     AzureWebJobsStorage: bank.storageConnectionString,
+    ServiceBusConnection: bank.serviceBusConnectionString,
     KEY_VAULT_URL: info.keyVaultUrl,
     SIGNER_KEY_NAME: bank.signerKeyName,
     PSEUDONYMIZATION_SECRET_NAME,

@@ -1,7 +1,6 @@
 import type { TokenCredential } from '@azure/core-auth';
 import { ServiceBusClient } from '@azure/service-bus';
 import type Long from 'long';
-import { QueueClient } from '@azure/storage-queue';
 import type { Config } from '../config';
 import { CREDIT_UPDATES_QUEUE } from '../domain/credit-update';
 
@@ -12,7 +11,7 @@ export interface DeadLetterCounter {
 }
 
 /**
- * Azure: peeks the queue's dead-letter sub-queue with the receiver the app already has (Azure Service Bus Data
+ * Peeks the queue's dead-letter sub-queue with the receiver role the app already has (Azure Service Bus Data
  * Receiver). Reading runtime properties would need a management role (Data Owner), far more than counting
  * needs. Counts up to `cap`; beyond that the alert fires anyway and Azure Monitor's DeadletteredMessages metric
  * has the exact figure. A client per count: the SDK keeps a peek cursor per client, so a kept client's next
@@ -50,45 +49,21 @@ export class ServiceBusDeadLetterCounter implements DeadLetterCounter {
 }
 
 /**
- * Local stack: the host emulates Service Bus on Azurite and moves dead letters to `<queue>-deadletter`
- * (local/host/service-bus-queue.ts). Reading a queue's approximate length is all this needs, so the adapter
- * lives here rather than making production code depend on local/.
+ * The credit-updates queue's namespace: identity-based in Azure, the local namespace's connection string on the
+ * local stack; undefined when the settings name neither.
  */
-export class AzuriteDeadLetterCounter implements DeadLetterCounter {
-  private readonly client: QueueClient;
-
-  constructor(
-    connectionString: string,
-    readonly queue: string
-  ) {
-    this.client = new QueueClient(connectionString, `${queue}-deadletter`);
-  }
-
-  async count(): Promise<number> {
-    try {
-      return (await this.client.getProperties()).approximateMessagesCount ?? 0;
-    } catch (err) {
-      // The host creates the queue with its trigger; before that nothing can have been dead-lettered.
-      // (Duck-typed: the storage SDK may carry its own copy of RestError.)
-      if ((err as { statusCode?: number }).statusCode === 404) return 0;
-      throw err;
-    }
-  }
+export function serviceBusClientFor(config: Config, credential: TokenCredential): ServiceBusClient | undefined {
+  if (config.serviceBusConnectionString) return new ServiceBusClient(config.serviceBusConnectionString);
+  if (config.serviceBusNamespace) return new ServiceBusClient(config.serviceBusNamespace, credential);
+  return undefined;
 }
 
-/** The counter for this environment, or undefined when the environment does not say where the queue is. */
+/** The counter for these settings, or undefined when they do not say where the queue is. */
 export function deadLetterCounterFor(
   config: Config,
   credential: TokenCredential,
   queue = CREDIT_UPDATES_QUEUE
 ): DeadLetterCounter | undefined {
-  if (config.environment === 'local') {
-    return config.storage.connectionString
-      ? new AzuriteDeadLetterCounter(config.storage.connectionString, queue)
-      : undefined;
-  }
-  const namespace = config.serviceBusNamespace;
-  return namespace
-    ? new ServiceBusDeadLetterCounter(() => new ServiceBusClient(namespace, credential), queue)
-    : undefined;
+  if (!config.serviceBusConnectionString && !config.serviceBusNamespace) return undefined;
+  return new ServiceBusDeadLetterCounter(() => serviceBusClientFor(config, credential)!, queue);
 }

@@ -5,10 +5,12 @@ import { startAppInsightsStandIn, type AppInsightsStandIn, type TelemetryRecord 
 import { startAzurite, type Azurite } from '../../local/stack/azurite';
 import { deployConsortium } from '../../local/stack/consortium';
 import { generateLocalTls, trustCertificate } from '../../local/stack/tls';
-import { LocalServiceBusQueue } from '../../local/host/service-bus-queue';
 import { connectRegistry, readMembers } from '../../shared/chain/registry';
 import { CREDIT_UPDATES_QUEUE } from '../../shared/domain/credit-update';
-import { AzuriteDeadLetterCounter } from '../../shared/ops/dead-letters';
+import { ServiceBusDeadLetterCounter } from '../../shared/ops/dead-letters';
+import { startNamespace, type LocalServiceBusNamespace } from '../../local/servicebus/namespace';
+import { ServiceBusClient } from '@azure/service-bus';
+import { randomBytes } from 'node:crypto';
 import { HeartbeatService, type BeatResult } from '../../shared/ops/heartbeat';
 import { OpsStore } from '../../shared/ops/ops-store';
 import { EVENTS, METRICS, availabilityName } from '../../shared/ops/telemetry-names';
@@ -23,6 +25,7 @@ import { createTelemetry, type Telemetry } from '../../shared/telemetry';
 describe('heartbeat (3 anvil validators, Azurite, App Insights stand-in)', () => {
   const validators: Anvil[] = [];
   let azurite: Azurite;
+  let serviceBus: LocalServiceBusNamespace;
   let appInsights: AppInsightsStandIn;
   let telemetry: Telemetry;
   let tables: TableStore;
@@ -50,7 +53,10 @@ describe('heartbeat (3 anvil validators, Azurite, App Insights stand-in)', () =>
       telemetry,
       pipeline: {
         backlog: () => new Outbox(tables).backlog(),
-        deadLetters: new AzuriteDeadLetterCounter(azurite.accounts[0]!.connectionString, CREDIT_UPDATES_QUEUE),
+        deadLetters: new ServiceBusDeadLetterCounter(
+          () => new ServiceBusClient(serviceBus.connectionString),
+          CREDIT_UPDATES_QUEUE
+        ),
       },
       members,
     });
@@ -70,7 +76,15 @@ describe('heartbeat (3 anvil validators, Azurite, App Insights stand-in)', () =>
   beforeAll(async () => {
     const tls = await generateLocalTls(`heartbeat test ${randomUUID()}`);
     trustCertificate(tls.certPem);
-    [azurite, appInsights] = await Promise.all([startAzurite(), startAppInsightsStandIn({ tls })]);
+    [azurite, appInsights, serviceBus] = await Promise.all([
+      startAzurite(),
+      startAppInsightsStandIn({ tls }),
+      startNamespace({
+        queues: [{ name: CREDIT_UPDATES_QUEUE }],
+        sharedAccessKeyName: 'RootManageSharedAccessKey',
+        sharedAccessKey: randomBytes(32).toString('base64'),
+      }),
+    ]);
     for (let i = 0; i < 3; i++) validators.push(await startAnvil({ blockTimeSeconds: 1 }));
     tables = new TableStore({ connectionString: azurite.accounts[0]!.connectionString });
     telemetry = createTelemetry({ connectionString: appInsights.connectionString, roleName: 'ledger-bridge-bank-a' });
@@ -90,7 +104,7 @@ describe('heartbeat (3 anvil validators, Azurite, App Insights stand-in)', () =>
 
   afterAll(async () => {
     console.log(`RPC calls per validator per beat:\n  ${callsPerBeat.join('\n  ')}`);
-    await Promise.all([...validators.map((v) => v.stop()), azurite?.stop(), appInsights?.stop()]);
+    await Promise.all([...validators.map((v) => v.stop()), azurite?.stop(), appInsights?.stop(), serviceBus?.stop()]);
   });
 
   it('probes every validator; method-not-found is remembered across restarts, so later beats make fewer calls', async () => {
@@ -162,14 +176,21 @@ describe('heartbeat (3 anvil validators, Azurite, App Insights stand-in)', () =>
     expect(resumed.events.map((e) => e.name)).toEqual(expect.arrayContaining([EVENTS.chainResumed]));
   }, 30_000);
 
-  it('counts dead letters in the Azurite dead-letter queue and alerts at the threshold', async () => {
-    const queue = new LocalServiceBusQueue(azurite.accounts[0]!.connectionString, CREDIT_UPDATES_QUEUE);
-    await queue.ensureExists();
-    await queue.deadLetter.sendMessage(
-      JSON.stringify({ messageId: 'm1', deadLetterReason: 'MaxDeliveryCountExceeded' })
-    );
-    const result = record('beat 7', await service().beat());
+  it('counts dead letters in the Service Bus dead-letter queue, every beat, and alerts at the threshold', async () => {
+    const client = new ServiceBusClient(serviceBus.connectionString);
+    await client.createSender(CREDIT_UPDATES_QUEUE).sendMessages({ body: 'x', messageId: 'm1' });
+    const receiver = client.createReceiver(CREDIT_UPDATES_QUEUE);
+    const [message] = await receiver.receiveMessages(1, { maxWaitTimeInMs: 5_000 });
+    await receiver.deadLetterMessage(message!, {
+      deadLetterReason: 'MaxDeliveryCountExceeded',
+      deadLetterErrorDescription: 'test',
+    });
+    await client.close();
+    const heartbeat = service();
+    const result = record('beat 7', await heartbeat.beat());
     expect(result.sample.pipeline.deadLetters).toBe(1);
+    // The next beat counts again from the start (the SDK's peek cursor would otherwise skip what it saw).
+    expect((await heartbeat.beat()).sample.pipeline.deadLetters).toBe(1);
     expect(result.transitions.map((t) => `${t.kind} ${t.alert.rule} ${t.alert.subject}`)).toContain(
       `fired DeadLetters ${CREDIT_UPDATES_QUEUE}`
     );

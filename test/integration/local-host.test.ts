@@ -1,50 +1,60 @@
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { ServiceBusClient } from '@azure/service-bus';
 import { spawnFunctionHost, type RunningHost } from '../../local/host/spawn';
-import { LocalServiceBusQueue } from '../../local/host/service-bus-queue';
-import { startAzurite, type Azurite } from '../../local/stack/azurite';
+import { startNamespace, type LocalServiceBusNamespace } from '../../local/servicebus/namespace';
 import { deadLetterOf } from './support/dead-letters';
 import { eventually } from './support/eventually';
 
-/** The local Functions host, as a child process, driving a fixture app's timer, HTTP and queue triggers. */
+/**
+ * The local Functions host, as a child process, driving a fixture app's timer, HTTP and Service Bus triggers; the
+ * messages travel through the local AMQP namespace, sent and inspected with @azure/service-bus.
+ */
 describe('local Functions host', () => {
-  let azurite: Azurite;
+  let namespace: LocalServiceBusNamespace;
+  let client: ServiceBusClient;
   let host: RunningHost;
-  let queue: LocalServiceBusQueue;
   const logs: string[] = [];
+  const LOCK_MS = 2_000;
 
   interface Observed {
     appStarted: boolean;
     ticks: { at: string }[];
     messages: { messageId: string; deliveryCount: number; text: string }[];
+    batches: { bodies: unknown[]; messageIds: string[]; deliveryCounts: number[] }[];
   }
   const observed = async (): Promise<Observed> => (await fetch(`${host.url}/api/observed`)).json() as Promise<Observed>;
 
   beforeAll(async () => {
-    azurite = await startAzurite();
-    const storage = azurite.accounts[0]!.connectionString;
+    namespace = await startNamespace({
+      queues: [
+        { name: 'work-items', maxDeliveryCount: 3, lockDurationMs: LOCK_MS },
+        { name: 'batch-items', maxDeliveryCount: 2 },
+      ],
+      sharedAccessKeyName: 'RootManageSharedAccessKey',
+      sharedAccessKey: randomBytes(32).toString('base64'),
+    });
+    client = new ServiceBusClient(namespace.connectionString);
     host = await spawnFunctionHost({
       name: 'fixture host',
       appDir: join(__dirname, '../fixtures/host-app'),
-      settings: {
-        AzureWebJobsStorage: storage,
-        ServiceBusConnection__fullyQualifiedNamespace: 'local',
-        TICK_SCHEDULE: '*/1 * * * * *',
-      },
-      maxDeliveryCount: 3,
-      lockDurationSeconds: 5,
+      settings: { ServiceBusConnection: namespace.connectionString, TICK_SCHEDULE: '*/1 * * * * *' },
       onLine: (line) => logs.push(line),
     });
-    queue = new LocalServiceBusQueue(storage, 'work-items');
   });
 
   afterAll(async () => {
     await host?.stop();
-    await azurite?.stop();
+    await client?.close();
+    await namespace?.stop();
   });
 
+  const send = (queue: string, messages: { body: unknown; messageId: string }[]): Promise<void> =>
+    client.createSender(queue).sendMessages(messages);
+
   it('loads the app through @azure/functions-core and runs its appStart hook', async () => {
-    expect(host.functions.sort()).toEqual(['echo', 'observed', 'tick', 'work']);
+    expect(host.functions.sort()).toEqual(['echo', 'observed', 'tick', 'work', 'workBatch']);
     expect((await observed()).appStarted).toBe(true);
     const res = await fetch(`${host.url}/admin/functions`, { headers: { 'x-functions-key': host.masterKey } });
     const list = (await res.json()) as {
@@ -124,39 +134,73 @@ describe('local Functions host', () => {
   });
 
   it('delivers a queue message with Service Bus metadata and completes it', async () => {
-    const messageId = await queue.send({
-      body: Buffer.from([0x7b, 0x22, 0x6f, 0x6b, 0x22, 0x7d]),
-      messageId: 'msg-ok-1',
-    });
+    const messageId = 'msg-ok-1';
+    await send('work-items', [{ body: Buffer.from([0x7b, 0x22, 0x6f, 0x6b, 0x22, 0x7d]), messageId }]);
     const o = await eventually(observed, (v) => v.messages.some((m) => m.messageId === messageId), 'the message');
     expect(o.messages.filter((m) => m.messageId === messageId)).toEqual([
       { messageId, deliveryCount: 1, text: '{"ok"}' },
     ]);
     await eventually(
-      () => queue.activeCount(),
-      (n) => n === 0,
+      () => namespace.counts('work-items'),
+      (c) => c.active === 0,
       'the queue to be empty'
     );
   });
 
-  it('dead-letters a queue message that is not a Service Bus envelope instead of redelivering it forever', async () => {
-    await queue.queue.sendMessage(JSON.stringify({ hello: 'not an envelope' }));
-    const dead = await eventually(
-      () => queue.peekDeadLetters(),
-      (list) => list.some((m) => m.deadLetterReason === 'MalformedEnvelope'),
-      'the malformed message in the dead-letter queue'
+  it('renews the lock while a function outlives it, so the message is delivered once and completed', async () => {
+    const messageId = 'msg-slow-1';
+    await send('work-items', [{ body: Buffer.from(`sleep:${LOCK_MS * 2}`), messageId }]);
+    await eventually(observed, (v) => v.messages.some((m) => m.messageId === messageId), 'the slow message');
+    await eventually(
+      () => namespace.counts('work-items'),
+      (c) => c.active === 0,
+      'the slow message to be completed'
     );
-    const letter = dead.find((m) => m.deadLetterReason === 'MalformedEnvelope')!;
-    expect(Buffer.from(letter.body, 'base64').toString()).toBe('{"hello":"not an envelope"}');
+    const deliveries = (await observed()).messages.filter((m) => m.messageId === messageId);
+    expect(deliveries.map((m) => m.deliveryCount)).toEqual([1]);
   });
 
-  it('retries a failing message and dead-letters it after maxDeliveryCount with the reason', async () => {
-    const messageId = await queue.send({ body: 'please fail', messageId: 'msg-fail-1' });
-    const letter = await deadLetterOf(queue, messageId);
+  it('abandons a failing message (the delivery count grows) until Service Bus dead-letters it at maxDeliveryCount', async () => {
+    const messageId = 'msg-fail-1';
+    await send('work-items', [{ body: Buffer.from('please fail'), messageId }]);
+    const letter = await deadLetterOf(namespace.connectionString, 'work-items', messageId);
     expect(letter.deadLetterReason).toBe('MaxDeliveryCountExceeded');
-    expect(letter.deadLetterErrorDescription).toContain(`cannot process ${messageId}`);
-    expect(Buffer.from(letter.body, 'base64').toString()).toBe('please fail');
+    expect(letter.deadLetterErrorDescription).toBe('Message could not be consumed after 3 delivery attempts.');
+    expect(Buffer.from(letter.body as Uint8Array).toString()).toBe('please fail');
     const deliveries = (await observed()).messages.filter((m) => m.messageId === messageId).map((m) => m.deliveryCount);
     expect(deliveries).toEqual([1, 2, 3]);
+  });
+
+  it('hands a cardinality-many function a batch with per-message metadata and settles the batch together', async () => {
+    const items = [1, 2, 3].map((n) => ({ body: { n }, messageId: `batch-ok-${n}` }));
+    await send('batch-items', items);
+    await eventually(
+      () => namespace.counts('batch-items'),
+      (c) => c.active === 0,
+      'the batch to be completed'
+    );
+    const seen = (await observed()).batches.filter((b) => b.messageIds.some((id) => id.startsWith('batch-ok-')));
+    expect(seen.flatMap((b) => b.bodies)).toEqual([{ n: 1 }, { n: 2 }, { n: 3 }]);
+    expect(seen.flatMap((b) => b.messageIds)).toEqual(items.map((i) => i.messageId));
+    expect(seen.flatMap((b) => b.deliveryCounts)).toEqual([1, 1, 1]);
+    expect(seen.every((b) => b.bodies.length <= 5)).toBe(true); // host.json maxMessageBatchSize
+
+    // A failing batch is abandoned as a whole: both messages come back, then go to the dead-letter queue.
+    await send('batch-items', [
+      { body: { n: 'fail' }, messageId: 'batch-fail-1' },
+      { body: { n: 4 }, messageId: 'batch-fail-2' },
+    ]);
+    for (const id of ['batch-fail-1', 'batch-fail-2']) {
+      expect((await deadLetterOf(namespace.connectionString, 'batch-items', id)).deadLetterReason).toBe('MaxDeliveryCountExceeded');
+    }
+  });
+
+  it('refuses to start a Service Bus trigger whose connection setting is missing, naming the setting', async () => {
+    const start = spawnFunctionHost({
+      name: 'fixture host without a connection',
+      appDir: join(__dirname, '../fixtures/host-app'),
+      settings: { TICK_SCHEDULE: '*/1 * * * * *' },
+    });
+    await expect(start).rejects.toThrow(/app setting ServiceBusConnection is not set/);
   });
 });
