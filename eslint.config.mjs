@@ -9,6 +9,7 @@ const nodeGlobals = {
   process: 'readonly',
   console: 'readonly',
   Buffer: 'readonly',
+  setTimeout: 'readonly',
 };
 
 export default tseslint.config(

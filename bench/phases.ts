@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { JsonRpcProvider, NonceManager, Wallet, hexlify, randomBytes, type Log } from 'ethers';
 import { randomUUID } from 'node:crypto';
 import { spawnFunctionHost, type RunningHost } from '../local/host/spawn';
-import { LocalServiceBusQueue } from '../local/host/service-bus-queue';
+import { EventPublisher } from '../local/publish-events';
 import { deployConsortium } from '../local/stack/consortium';
 import { bankSettings, startStack, type Stack } from '../local/stack/stack';
 import { connectRegistry, registryInterface, type RegistryRecord } from '../shared/chain/registry';
@@ -23,7 +23,7 @@ import type { BenchOptions } from './options';
 export interface Env {
   stack: Stack;
   hosts: RunningHost[];
-  queues: LocalServiceBusQueue[];
+  publishers: EventPublisher[];
   stores: WatcherStateStore[];
   provider: JsonRpcProvider;
   counter?: TableCounter;
@@ -39,10 +39,12 @@ export async function startEnv(o: BenchOptions, mode: 'batched' | 'naive', count
     confirmations: o.confirmations,
   });
   const hosts: RunningHost[] = [];
+  const publishers: EventPublisher[] = [];
   let counter: TableCounter | undefined;
   const provider = new JsonRpcProvider(stack.info.chain.rpcUrl, undefined, { staticNetwork: true, cacheTimeout: -1 });
   const stop = async (): Promise<void> => {
     provider.destroy();
+    await Promise.all(publishers.map((p) => p.close().catch(() => undefined)));
     await Promise.all(hosts.map((h) => h.stop().catch(() => undefined)));
     await counter?.stop();
     await stack.stop();
@@ -60,11 +62,11 @@ export async function startEnv(o: BenchOptions, mode: 'batched' | 'naive', count
       log(`starting the ${bank.bankId} Function App…`);
       hosts.push(await spawnFunctionHost({ name: `${bank.bankId} app`, appDir, settings }));
     }
-    const queues = stack.info.banks.map((b) => new LocalServiceBusQueue(b.storageConnectionString, 'credit-updates'));
+    publishers.push(...stack.info.banks.map((b) => new EventPublisher(b.serviceBusConnectionString)));
     const stores = stack.info.banks.map(
       (b) => new WatcherStateStore(new TableStore({ connectionString: b.storageConnectionString }))
     );
-    return { stack, hosts, queues, stores, provider, counter, stop };
+    return { stack, hosts, publishers, stores, provider, counter, stop };
   } catch (err) {
     await stop();
     throw err;
@@ -80,7 +82,7 @@ export function processes(env: Env): Record<string, ProcStats | undefined> {
       ])
     ),
     anvil: procStats(env.stack.anvil.process.child.pid),
-    'bench (publisher, Key Vault stand-in, counter)': procStats(process.pid),
+    'bench (publisher, Service Bus namespaces, Key Vault stand-in, counter)': procStats(process.pid),
   };
   env.hosts.forEach((h, i) => (out[`host ${env.stack.info.banks[i]!.bankId}`] = procStats(h.process.child.pid)));
   return out;
@@ -227,14 +229,11 @@ export async function runPhase(
   const procBefore = processes(env);
   const machineBefore = machineCpu();
   const publish: Publish = async (events, ownerIndex) => {
-    const queue = env.queues[ownerIndex]!;
-    await Promise.all(
-      events.map(async (e) => {
-        sentAt.set(e.eventId, Date.now() - tracker.started);
-        ownerOf.set(e.eventId, ownerIndex);
-        await queue.send({ body: JSON.stringify(e), messageId: e.eventId, contentType: 'application/json' });
-      })
-    );
+    for (const e of events) {
+      sentAt.set(e.eventId, Date.now() - tracker.started);
+      ownerOf.set(e.eventId, ownerIndex);
+    }
+    await env.publishers[ownerIndex]!.publish(events);
   };
   const progress = new Progress();
   let driving = true;

@@ -171,9 +171,9 @@ export function limits(r: BenchReport): string {
   const bound = c.machineBusyPercent >= 85;
   return [
     `During saturation the machine's ${cores} cores were **${c.machineBusyPercent}% busy**. CPU per record (projected at every bank): ` +
-      `storage emulators (Azurite: tables and the Service Bus emulation) **${ms.storageEmulators} ms**, ` +
+      `storage emulators (Azurite: tables) **${ms.storageEmulators} ms**, ` +
       `the ${r.settings.banks} Function App hosts **${ms.functionHosts} ms** (${round(ms.functionHosts / r.settings.banks)} ms each), ` +
-      `the bench (publisher, Key Vault stand-in, table counter) ${ms.bench} ms, anvil ${ms.chain} ms: **${ms.total} ms in all**.`,
+      `the bench (publisher, the Service Bus namespaces, Key Vault stand-in, table counter) ${ms.bench} ms, anvil ${ms.chain} ms: **${ms.total} ms in all**.`,
     `At that cost ${cores} cores carry at most ${c.cpuBoundRecordsPerSec} records/s; the run sustained ${r.throughputRecordsPerSec}. ` +
       (bound
         ? `**The run is CPU-bound**: the local stand-ins and the banks' hosts share this machine's cores, where in Azure every bank's Function App and storage account run on their own. `

@@ -1,7 +1,6 @@
-import { ServiceBusClient, type ServiceBusReceivedMessage } from '@azure/service-bus';
-import type { QueueClient } from '@azure/storage-queue';
+import type { ServiceBusClient, ServiceBusReceivedMessage } from '@azure/service-bus';
 import { CREDIT_UPDATES_DUPLICATE_WINDOW_MS, CREDIT_UPDATES_QUEUE } from '../shared/domain/credit-update';
-import { LocalServiceBusQueue, type MessageEnvelope } from '../local/host/service-bus-queue';
+import { serviceBusClientFor, serviceBusNameOf } from '../shared/servicebus';
 import { print, UsageError } from './common';
 import { bankTarget, type BankTarget } from './target';
 
@@ -17,11 +16,11 @@ interface DeadLetter {
 
 type Which = { all: true } | { messageId: string };
 
-/** The bank's dead-letter queue of credit-updates: Service Bus in Azure, the local host's emulation locally. */
+/** The bank's dead-letter queue of credit-updates. */
 interface DeadLetterQueue {
   where: string;
-  /** Up to `max` dead letters, and the total when the queue can tell it. */
-  peek(max: number): Promise<{ messages: DeadLetter[]; total?: number }>;
+  /** Up to `max` dead letters. */
+  peek(max: number): Promise<DeadLetter[]>;
   /**
    * Sends dead letters back to the queue with their message id (fresh delivery count): the ids moved, and those
    * left for now because duplicate detection would still drop a resend of that id (with when they can go).
@@ -31,24 +30,14 @@ interface DeadLetterQueue {
 }
 
 function deadLetterQueueOf({ config, credential }: BankTarget): DeadLetterQueue {
-  if (config.storage.connectionString && config.environment === 'local')
-    return localDeadLetters(
-      new LocalServiceBusQueue(config.storage.connectionString, CREDIT_UPDATES_QUEUE),
-      config.bankId
-    );
-  if (!config.serviceBusNamespace)
-    throw new Error('these settings name no Service Bus namespace (ServiceBusConnection__fullyQualifiedNamespace)');
-  return serviceBusDeadLetters(
-    new ServiceBusClient(config.serviceBusNamespace, credential),
-    config.serviceBusNamespace
-  );
+  return serviceBusDeadLetters(serviceBusClientFor(config, credential), serviceBusNameOf(config));
 }
 
 /**
- * Azure: the queue's `$DeadLetterQueue` sub-queue with the Service Bus SDK (the caller needs Azure Service Bus Data
- * Receiver and Sender on the queue). Bodies travel as the bytes they were (no JSON parsing on the way), and a
+ * The queue's `$DeadLetterQueue` sub-queue with the Service Bus SDK, in Azure and on the local stack alike (in
+ * Azure the caller needs Azure Service Bus Data Receiver and Sender on the queue). Bodies travel as the bytes they were (no JSON parsing on the way), and a
  * message whose id the queue's duplicate detection still remembers stays dead-lettered: a resend would be accepted
- * and silently dropped, and completing the dead letter would then lose it. Tested against the local namespace.
+ * and silently dropped, and completing the dead letter would then lose it.
  */
 export function serviceBusDeadLetters(
   client: ServiceBusClient,
@@ -70,7 +59,7 @@ export function serviceBusDeadLetters(
     async peek(max) {
       const receiver = client.createReceiver(CREDIT_UPDATES_QUEUE, receiverOptions);
       try {
-        return { messages: (await receiver.peekMessages(max)).map(view) };
+        return (await receiver.peekMessages(max)).map(view);
       } finally {
         await receiver.close();
       }
@@ -120,74 +109,22 @@ export function serviceBusDeadLetters(
   };
 }
 
-/** Local stack: the host's Service Bus emulation on Azurite moves dead letters to `<queue>-deadletter`. */
-function localDeadLetters(queue: LocalServiceBusQueue, bankId: string): DeadLetterQueue {
-  const view = (m: MessageEnvelope): DeadLetter => ({
-    messageId: m.messageId,
-    enqueuedTimeUtc: m.enqueuedTimeUtc,
-    deliveryCount: m.deliveryCount,
-    reason: m.deadLetterReason,
-    description: m.deadLetterErrorDescription,
-    bodySize: Buffer.from(m.body, 'base64').length,
-  });
-  return {
-    where: `${CREDIT_UPDATES_QUEUE}-deadletter of ${bankId}`,
-    async peek(max) {
-      await queue.ensureExists();
-      const messages = (await queue.peekDeadLetters(max)).map(view);
-      return { messages, total: (await queue.deadLetter.getProperties()).approximateMessagesCount };
-    },
-    // A resend starts with delivery count 0 (Azurite's dequeue count) and a fresh enqueue time, as in Service Bus.
-    async redrive(which) {
-      await queue.ensureExists();
-      const moved: string[] = [];
-      const skipped: { messageId: string; popReceipt: string }[] = [];
-      const dlq: QueueClient = queue.deadLetter;
-      for (;;) {
-        const { receivedMessageItems: items } = await dlq.receiveMessages({
-          numberOfMessages: 32,
-          visibilityTimeout: 60,
-        });
-        if (items.length === 0) break;
-        for (const item of items) {
-          const envelope = JSON.parse(item.messageText) as MessageEnvelope;
-          if ('messageId' in which && envelope.messageId !== which.messageId) {
-            skipped.push({ messageId: item.messageId, popReceipt: item.popReceipt });
-            continue;
-          }
-          const {
-            deadLetterReason: _r,
-            deadLetterErrorDescription: _d,
-            deadLetterSource: _s,
-            deliveryCount: _c,
-            ...rest
-          } = envelope;
-          await queue.queue.sendMessage(JSON.stringify({ ...rest, enqueuedTimeUtc: new Date().toISOString() }));
-          await dlq.deleteMessage(item.messageId, item.popReceipt);
-          moved.push(envelope.messageId);
-        }
-        if ('messageId' in which && moved.length > 0) break;
-      }
-      // The ones looked at and left: visible again at once.
-      for (const s of skipped) await dlq.updateMessage(s.messageId, s.popReceipt, undefined, 0).catch(() => undefined);
-      // The emulation has no duplicate detection: nothing has to wait.
-      return { moved, notYet: [] };
-    },
-    close: async () => undefined,
-  };
-}
+const LIST_MAX = 32;
 
 /** `deadletter list`: a peek (up to 32) of the dead-lettered messages, with the dead-letter reason. */
 export async function deadLetterListCommand(options: { bankId?: string; json: boolean }): Promise<void> {
   const queue = deadLetterQueueOf(bankTarget(options.bankId));
   try {
-    const { messages, total } = await queue.peek(32);
-    if (options.json) return print(JSON.stringify(messages));
-    for (const m of messages)
+    // One more than shown tells whether there are more.
+    const messages = await queue.peek(LIST_MAX + 1);
+    const shown = messages.slice(0, LIST_MAX);
+    if (options.json) return print(JSON.stringify(shown));
+    for (const m of shown)
       print(`${m.enqueuedTimeUtc ?? '?'}  ${m.messageId}  ${m.reason ?? '?'}: ${m.description ?? ''}`);
-    const count = total ?? messages.length;
     print(
-      `${count} dead-lettered message(s) in ${queue.where}${count > messages.length ? ` (first ${messages.length} shown)` : ''}`
+      messages.length > LIST_MAX
+        ? `more than ${LIST_MAX} dead-lettered messages in ${queue.where} (the first ${LIST_MAX} shown)`
+        : `${messages.length} dead-lettered message(s) in ${queue.where}`
     );
   } finally {
     await queue.close();

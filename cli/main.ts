@@ -238,11 +238,12 @@ const commands: Record<string, Command> = {
     summary: "send credit-update events (NDJSON, one per line) to a bank's credit-updates queue",
     usage:
       'ledger-bridge publish <file.ndjson|-> --bank ID [--wait] [--json]\n\n' +
-      'Each non-empty line is one message (message id = its eventId when it has one); invalid lines are sent too and\n' +
-      "the bridge rejects them. Sent to the local consortium's queue (.local/stack.json) when one runs, else to the\n" +
-      'Service Bus namespace of the bank whose settings are in the environment (identity-based, e.g. az login).\n' +
-      '--wait waits until the bridge accepted or rejected every message and prints its outcome.\n' +
-      'Progress on stderr when it is a terminal.',
+      'Each non-empty line is one message (message id = its eventId when it has one), sent in batches; invalid lines\n' +
+      "are sent too and the bridge rejects them. Sent to the local consortium's Service Bus namespace\n" +
+      '(.local/stack.json) when one runs, else to the namespace of the bank whose settings are in the environment\n' +
+      '(identity-based, e.g. az login). A line larger than the namespace takes (256 KiB) is refused and not sent;\n' +
+      'the rest go on. --wait waits until the bridge accepted or rejected every message and prints its outcome.\n' +
+      'Progress on stderr when it is a terminal. Exit 5 when a line was refused.',
     options: { bank: { type: 'string' }, wait: { type: 'boolean' }, json: { type: 'boolean' } },
     async run(values, positionals) {
       if (positionals.length !== 1) throw new UsageError('give one file (or - for stdin)');

@@ -1,11 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { ServiceBusClient } from '@azure/service-bus';
 import { CREDIT_UPDATES_QUEUE } from '../shared/domain/credit-update';
 import { sampleCreditUpdates } from '../local/sample-events';
 import { parseCreditUpdate } from '../shared/domain/validate';
-import { LocalServiceBusQueue } from '../local/host/service-bus-queue';
+import { BatchSender, serviceBusClientFor, serviceBusNameOf } from '../shared/servicebus';
 import { print, UsageError } from './common';
 import { bankTarget, stackFile, type BankTarget } from './target';
 import { TABLES } from '../shared/storage/tables';
@@ -29,37 +28,6 @@ export function sampleEventsCommand(
   process.stdout.write(events.map((e) => JSON.stringify(e)).join('\n') + (events.length ? '\n' : ''));
 }
 
-/** Where `publish` sends: the bank's Service Bus queue (Azure settings) or the local consortium's emulated one. */
-export interface Sender {
-  target: string;
-  send(body: Buffer, messageId: string): Promise<void>;
-  close(): Promise<void>;
-}
-
-export function senderFor({ config, credential }: BankTarget): Sender {
-  if (config.environment === 'local' && config.storage.connectionString) {
-    const queue = new LocalServiceBusQueue(config.storage.connectionString, CREDIT_UPDATES_QUEUE);
-    return {
-      target: `local queue ${CREDIT_UPDATES_QUEUE} of ${config.bankId}`,
-      send: async (body, messageId) => void (await queue.send({ body, messageId, contentType: 'application/json' })),
-      close: async () => undefined,
-    };
-  }
-  const namespace = config.serviceBusNamespace;
-  if (!namespace)
-    throw new Error('these settings name no Service Bus namespace (ServiceBusConnection__fullyQualifiedNamespace)');
-  const client = new ServiceBusClient(namespace, credential);
-  const sbSender = client.createSender(CREDIT_UPDATES_QUEUE);
-  return {
-    target: `Service Bus ${namespace}/${CREDIT_UPDATES_QUEUE}`,
-    send: (body, messageId) => sbSender.sendMessages({ body, messageId, contentType: 'application/json' }),
-    close: async () => {
-      await sbSender.close();
-      await client.close();
-    },
-  };
-}
-
 export interface PublishOutcome {
   line: number;
   messageId: string;
@@ -68,7 +36,10 @@ export interface PublishOutcome {
   expected: 'accept' | 'reject';
   code?: string;
   reason?: string;
-  sentAt: string;
+  /** When its batch went; absent for a line that was refused (not sent). */
+  sentAt?: string;
+  /** Why the line was not sent at all (larger than the namespace's max message size). */
+  refused?: string;
   /** With --wait: what the bridge did. */
   outcome?: 'accepted' | 'rejected' | 'unknown';
   bridgeReason?: string;
@@ -99,69 +70,77 @@ function progress(total: number | undefined): { tick(done: number): void; end():
   };
 }
 
+/** The eventId of a line the check refused, when it names one usable as a message id. */
+function rawEventId(text: string): string | undefined {
+  try {
+    const raw = (JSON.parse(text) as { eventId?: unknown } | null)?.eventId;
+    return typeof raw === 'string' && raw.length > 0 && raw.length <= 128 ? raw : undefined;
+  } catch {
+    return undefined; // not JSON: a fresh message id
+  }
+}
+
 /** `publish <file|->`: sends each non-empty line as one message; invalid lines too (the bridge rejects them). */
 export async function publishCommand(options: {
   file: string;
   bankId?: string;
   json: boolean;
   wait: boolean;
-  concurrency?: number;
 }): Promise<PublishOutcome[]> {
   if (options.file !== '-' && (!existsSync(options.file) || !statSync(options.file).isFile()))
     throw new UsageError(`file not found: ${options.file}`);
   if (!options.bankId && existsSync(stackFile()))
     throw new UsageError('--bank is required (the bank whose queue receives the events)');
   const target = bankTarget(options.bankId && checkBankId(options.bankId));
-  const sender = senderFor(target);
+  const client = serviceBusClientFor(target.config, target.credential);
+  const where = `Service Bus ${serviceBusNameOf(target.config)}/${CREDIT_UPDATES_QUEUE}`;
+  const sbSender = client.createSender(CREDIT_UPDATES_QUEUE);
+  const sender = new BatchSender(sbSender);
   const expectedBank = target.config.bankId;
   const lines: string[] = [];
   for await (const line of readLines(options.file)) lines.push(line);
   const outcomes: PublishOutcome[] = [];
   const bar = progress(lines.length > 200 ? lines.length : undefined);
   let sent = 0;
-  const items = lines.map((text, i) => ({ text, line: i + 1 })).filter((l) => l.text.trim() !== '');
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const item = items[next++]!;
-      const body = Buffer.from(item.text, 'utf8');
+  try {
+    for (const [i, text] of lines.entries()) {
+      if (text.trim() === '') continue;
+      const body = Buffer.from(text, 'utf8');
       const parsed = parseCreditUpdate(body, expectedBank);
-      let eventId: string | undefined = parsed.ok ? parsed.event.eventId : parsed.eventId;
-      if (!eventId) {
-        try {
-          const raw = (JSON.parse(item.text) as { eventId?: unknown }).eventId;
-          if (typeof raw === 'string' && raw.length > 0 && raw.length <= 128) eventId = raw;
-        } catch {
-          /* not JSON: a fresh message id */
-        }
-      }
-      const messageId = eventId ?? randomUUID();
-      const sentAt = new Date().toISOString();
-      await sender.send(body, messageId);
-      outcomes.push({
-        line: item.line,
-        messageId,
+      const eventId = parsed.ok ? parsed.event.eventId : (parsed.eventId ?? rawEventId(text));
+      const outcome: PublishOutcome = {
+        line: i + 1,
+        messageId: eventId ?? randomUUID(),
         ...(eventId ? { eventId } : {}),
         expected: parsed.ok ? 'accept' : 'reject',
         ...(parsed.ok ? {} : { code: parsed.code, reason: parsed.reason }),
-        sentAt,
+      };
+      outcomes.push(outcome);
+      const message = { body, messageId: outcome.messageId, contentType: 'application/json' };
+      const queued = await sender.add(message, () => {
+        outcome.sentAt = new Date().toISOString();
+        bar.tick(++sent);
       });
-      bar.tick(++sent);
+      if (!queued) outcome.refused = `${body.length} bytes: larger than the namespace's max message size`;
     }
-  };
-  try {
-    await Promise.all(Array.from({ length: options.concurrency ?? 16 }, worker));
+    await sender.flush();
   } finally {
     bar.end();
-    await sender.close();
+    await sbSender.close();
+    await client.close();
   }
-  outcomes.sort((a, b) => a.line - b.line);
-  if (options.wait) await waitForOutcomes(target, outcomes);
+  if (outcomes.some((o) => o.refused)) process.exitCode = 5;
+  if (options.wait)
+    await waitForOutcomes(
+      target,
+      outcomes.filter((o) => !o.refused)
+    );
   const summary = {
-    target: sender.target,
-    sent: outcomes.length,
-    valid: outcomes.filter((o) => o.expected === 'accept').length,
-    invalid: outcomes.filter((o) => o.expected === 'reject').length,
+    target: where,
+    sent: outcomes.filter((o) => !o.refused).length,
+    refused: outcomes.filter((o) => o.refused).length,
+    valid: outcomes.filter((o) => !o.refused && o.expected === 'accept').length,
+    invalid: outcomes.filter((o) => !o.refused && o.expected === 'reject').length,
     ...(options.wait
       ? {
           accepted: outcomes.filter((o) => o.outcome === 'accepted').length,
@@ -175,17 +154,20 @@ export async function publishCommand(options: {
     print(JSON.stringify({ summary }));
   } else {
     for (const o of outcomes) {
-      const what = o.outcome
-        ? o.outcome === 'rejected'
-          ? `rejected: ${o.bridgeReason ?? ''}`
-          : o.outcome
-        : o.expected === 'accept'
-          ? 'sent (valid)'
-          : `sent (invalid, the bridge will reject it: ${o.code}: ${o.reason})`;
+      const what = o.refused
+        ? `refused, not sent: ${o.refused}`
+        : o.outcome
+          ? o.outcome === 'rejected'
+            ? `rejected: ${o.bridgeReason ?? ''}`
+            : o.outcome
+          : o.expected === 'accept'
+            ? 'sent (valid)'
+            : `sent (invalid, the bridge will reject it: ${o.code}: ${o.reason})`;
       print(`line ${o.line}  ${o.messageId}  ${what}`);
     }
     print(
       `${summary.sent} messages sent to ${summary.target}: ${summary.valid} valid, ${summary.invalid} invalid` +
+        (summary.refused ? `; ${summary.refused} line(s) refused, not sent` : '') +
         (options.wait
           ? `; bridge: ${summary.accepted} accepted, ${summary.rejected} rejected, ${summary.unknown} unknown`
           : '')

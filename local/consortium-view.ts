@@ -6,7 +6,9 @@ import { bytes32ToBankId } from '../shared/chain/registry';
 import { CREDIT_UPDATES_QUEUE, type CreditUpdate } from '../shared/domain/credit-update';
 import { sampleCreditUpdates } from './sample-events';
 import { TABLES, type TableName } from '../shared/storage/tables';
-import { LocalServiceBusQueue } from './host/service-bus-queue';
+import { ServiceBusClient } from '@azure/service-bus';
+import { ServiceBusDeadLetterCounter } from '../shared/ops/dead-letters';
+import { publishEvents } from './publish-events';
 import { spawnFunctionHost, type RunningHost } from './host/spawn';
 import {
   bankSettings,
@@ -70,12 +72,6 @@ export async function startConsortium(
       functionKey: h.functionKey,
       masterKey: h.masterKey,
     }));
-    // Queues exist before anyone publishes (the host creates them too, but a publisher may be faster).
-    await Promise.all(
-      stack.info.banks.map((b) =>
-        new LocalServiceBusQueue(b.storageConnectionString, CREDIT_UPDATES_QUEUE).ensureExists()
-      )
-    );
     writeStackFile(stack.info, stackFile);
     return { stack, hosts: started, info: stack.info, stackFile, stop };
   } catch (err) {
@@ -112,7 +108,7 @@ export function demoEvents(info: StackInfo, count: number, sequenceBase: number)
 interface BankTables {
   bankId: string;
   tables: Map<TableName, TableClient>;
-  queue: LocalServiceBusQueue;
+  deadLetters: ServiceBusDeadLetterCounter;
 }
 
 export interface BankSnapshot {
@@ -166,7 +162,10 @@ export class ConsortiumMonitor {
           TableClient.fromConnectionString(b.storageConnectionString, t, { allowInsecureConnection: true }),
         ])
       ),
-      queue: new LocalServiceBusQueue(b.storageConnectionString, CREDIT_UPDATES_QUEUE),
+      deadLetters: new ServiceBusDeadLetterCounter(
+        () => new ServiceBusClient(b.serviceBusConnectionString),
+        CREDIT_UPDATES_QUEUE
+      ),
     }));
   }
 
@@ -240,10 +239,7 @@ export class ConsortiumMonitor {
           this.rows(bank, TABLES.outbox, "RowKey ge 'p_' and RowKey lt 'p`'", ['RowKey']),
           this.rows(bank, TABLES.rejections, undefined, ['RowKey']),
           this.rows<{ eventId: string }>(bank, TABLES.creditRecordHistory, undefined, ['eventId']),
-          bank.queue.deadLetter.getProperties().then(
-            (p) => p.approximateMessagesCount ?? 0,
-            () => 0
-          ),
+          bank.deadLetters.count().catch(() => 0),
         ]);
         const counts = new Map<string, number>();
         for (const row of history) counts.set(row.eventId, (counts.get(row.eventId) ?? 0) + 1);
@@ -352,25 +348,17 @@ export async function runDemo(
   const enqueuedAt = new Map<string, { bankId: string; at: number }>();
   const banks = consortium.info.banks.map((b) => b.bankId);
   try {
-    const queues = new Map(
-      consortium.info.banks.map((b) => [
-        b.bankId,
-        new LocalServiceBusQueue(b.storageConnectionString, CREDIT_UPDATES_QUEUE),
-      ])
-    );
-    let next = 0;
     const publishing = Promise.all(
-      Array.from({ length: 16 }, async () => {
-        while (next < events.length) {
-          const e = events[next++]!;
-          const at = Date.now();
-          await queues
-            .get(e.bankId)!
-            .send({ body: JSON.stringify(e), messageId: e.eventId, contentType: 'application/json' });
-          enqueuedAt.set(e.eventId, { bankId: e.bankId, at });
-          monitor.published.set(e.bankId, (monitor.published.get(e.bankId) ?? 0) + 1);
-        }
-      })
+      consortium.info.banks.map((b) =>
+        publishEvents(
+          b.serviceBusConnectionString,
+          events.filter((e) => e.bankId === b.bankId),
+          (e, at) => {
+            enqueuedAt.set(e.eventId, { bankId: e.bankId, at });
+            monitor.published.set(e.bankId, (monitor.published.get(e.bankId) ?? 0) + 1);
+          }
+        )
+      )
     );
     let publishError: Error | undefined;
     publishing.catch((err: Error) => void (publishError = err));

@@ -129,13 +129,12 @@ export class ServiceBusTrigger {
     }
     await Promise.all(
       messages.map((message) =>
-        (failed ? this.receiver.abandonMessage(message) : this.receiver.completeMessage(message)).catch(
-          (err: Error) =>
-            // The lock was lost (expired, or the connection dropped): Service Bus delivers the message again.
-            this.options.log(
-              'warning',
-              `${failed ? 'abandoning' : 'completing'} message ${String(message.messageId)} failed: ${err.message}`
-            )
+        (failed ? this.receiver.abandonMessage(message) : this.receiver.completeMessage(message)).catch((err: Error) =>
+          // The lock was lost (expired, or the connection dropped): Service Bus delivers the message again.
+          this.options.log(
+            'warning',
+            `${failed ? 'abandoning' : 'completing'} message ${String(message.messageId)} failed: ${err.message}`
+          )
         )
       )
     );

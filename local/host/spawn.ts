@@ -31,11 +31,7 @@ export async function spawnFunctionHost(options: SpawnHostOptions): Promise<Runn
   const masterKey = randomBytes(24).toString('base64url');
   const functionKey = randomBytes(24).toString('base64url');
   let ready: { url: string; functions: string[] } | undefined;
-  const args = [
-    hostMain,
-    ...['--app', options.appDir, '--port', String(options.port ?? 0)],
-    '--exit-with-stdin',
-  ];
+  const args = [hostMain, ...['--app', options.appDir, '--port', String(options.port ?? 0)], '--exit-with-stdin'];
   const child = await startProcess(options.name, process.execPath, args, {
     // The keys go in the environment: the command line is visible to every user (ps).
     env: {

@@ -57,6 +57,12 @@ export interface LocalServiceBusNamespace {
   readonly connectionString: string;
   /** Message counts of a queue, for status views and tests. */
   counts(queue: string): ReturnType<Queue['counts']>;
+  /**
+   * Test fault: the next `count` completions on the queue find their lock lost, as when a lock expires while the
+   * receiver settles. The message is released at once, as at lock expiry, and delivered again with the same
+   * message id, enqueue time and sequence number.
+   */
+  loseLocks(queue: string, count: number): void;
   /** Closes every connection, stops listening and closes the journal (nothing acknowledged is lost). */
   stop(): Promise<void>;
 }
@@ -259,6 +265,11 @@ export async function startNamespace(options: NamespaceOptions): Promise<LocalSe
     throw err;
   });
   const port = (server.address() as AddressInfo).port;
+  const queueNamed = (name: string): Queue => {
+    const q = queues.get(name.toLowerCase());
+    if (!q) throw new Error(`no queue '${name}' in this namespace`);
+    return q;
+  };
 
   return {
     port,
@@ -266,9 +277,10 @@ export async function startNamespace(options: NamespaceOptions): Promise<LocalSe
       `Endpoint=sb://127.0.0.1:${port};SharedAccessKeyName=${key.name};SharedAccessKey=${key.key};` +
       'UseDevelopmentEmulator=true',
     counts(queue: string) {
-      const q = queues.get(queue.toLowerCase());
-      if (!q) throw new Error(`no queue '${queue}' in this namespace`);
-      return q.counts();
+      return queueNamed(queue).counts();
+    },
+    loseLocks(queue: string, count: number) {
+      queueNamed(queue).active.locksToLose += count;
     },
     async stop() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));

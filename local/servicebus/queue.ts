@@ -126,6 +126,8 @@ export class Entity {
   readonly messages = new Map<number, StoredMessage>();
   /** Called when a message becomes available to receivers. */
   onAvailable: () => void = () => undefined;
+  /** Test fault: this many coming completions find their lock lost (see LocalServiceBusNamespace.loseLocks). */
+  locksToLose = 0;
   /** Sequence numbers of active messages; may hold stale entries, each is checked when popped. */
   private readonly ready = new SeqHeap();
   private readonly locks = new Map<string, StoredMessage>();
@@ -174,6 +176,11 @@ export class Entity {
   /** Settles a locked message; resolves once the outcome is journaled. Throws lock-lost for a stale token. */
   async settle(token: string, outcome: Outcome, now = Date.now()): Promise<void> {
     const m = this.locked(token, now);
+    if (outcome.kind === 'complete' && this.locksToLose > 0) {
+      this.locksToLose--;
+      this.lockExpired(m, token);
+      throw lockLost();
+    }
     if (outcome.kind === 'deadLetter' && this.isDeadLetterQueue)
       throw new EntityError('amqp:not-allowed', 400, 'A message in the dead-letter queue cannot be dead-lettered.');
     this.unlock(m);

@@ -48,11 +48,6 @@ async function pickPort(name: string, requested: number | undefined): Promise<nu
   return requested;
 }
 
-// Tests run this file from source (ts-jest); the preload always runs compiled, from dist/ (npm run build).
-const azuritePatches = __filename.endsWith('.ts')
-  ? join(__dirname, '../../dist/local/stack/azurite-patches.js')
-  : join(__dirname, 'azurite-patches.js');
-
 /** Starts Azurite (blob, queue, table) from its npm package, telemetry off, on loopback. */
 export async function startAzurite(options: AzuriteOptions = {}): Promise<Azurite> {
   return options.ports ? startAzuriteOnce(options) : retryOnPortRace(() => startAzuriteOnce(options));
@@ -70,7 +65,6 @@ async function startAzuriteOnce(options: AzuriteOptions): Promise<Azurite> {
   const storageArgs = options.dataDir ? ['--location', options.dataDir] : ['--inMemoryPersistence'];
   if (options.dataDir) mkdirSync(options.dataDir, { recursive: true });
   const args = [
-    ...['--require', azuritePatches],
     require.resolve('azurite/dist/src/azurite.js'),
     ...storageArgs,
     '--silent',

@@ -31,7 +31,7 @@ export interface StackOptions {
   /** Keep state here across restarts; in memory (and a temp dir for the certificate) when absent. */
   dataDir?: string;
   /** The credit-updates queue's settings where a test needs other than the Bicep's (fewer deliveries, a shorter lock). */
-  queue?: Partial<Pick<QueueSettings, 'maxDeliveryCount' | 'lockDurationMs'>>;
+  queue?: Partial<Pick<QueueSettings, 'maxDeliveryCount' | 'lockDurationMs' | 'duplicateDetectionWindowMs'>>;
   log?: (line: string) => void;
 }
 

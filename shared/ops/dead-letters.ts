@@ -1,8 +1,9 @@
 import type { TokenCredential } from '@azure/core-auth';
-import { ServiceBusClient } from '@azure/service-bus';
+import type { ServiceBusClient } from '@azure/service-bus';
 import type Long from 'long';
 import type { Config } from '../config';
 import { CREDIT_UPDATES_QUEUE } from '../domain/credit-update';
+import { hasServiceBus, serviceBusClientFor } from '../servicebus';
 
 /** Counts messages dead-lettered on the credit-updates queue. */
 export interface DeadLetterCounter {
@@ -48,22 +49,12 @@ export class ServiceBusDeadLetterCounter implements DeadLetterCounter {
   }
 }
 
-/**
- * The credit-updates queue's namespace: identity-based in Azure, the local namespace's connection string on the
- * local stack; undefined when the settings name neither.
- */
-export function serviceBusClientFor(config: Config, credential: TokenCredential): ServiceBusClient | undefined {
-  if (config.serviceBusConnectionString) return new ServiceBusClient(config.serviceBusConnectionString);
-  if (config.serviceBusNamespace) return new ServiceBusClient(config.serviceBusNamespace, credential);
-  return undefined;
-}
-
 /** The counter for these settings, or undefined when they do not say where the queue is. */
 export function deadLetterCounterFor(
   config: Config,
   credential: TokenCredential,
   queue = CREDIT_UPDATES_QUEUE
 ): DeadLetterCounter | undefined {
-  if (!config.serviceBusConnectionString && !config.serviceBusNamespace) return undefined;
-  return new ServiceBusDeadLetterCounter(() => serviceBusClientFor(config, credential)!, queue);
+  if (!hasServiceBus(config)) return undefined;
+  return new ServiceBusDeadLetterCounter(() => serviceBusClientFor(config, credential), queue);
 }

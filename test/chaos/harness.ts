@@ -3,7 +3,7 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { JsonRpcProvider } from 'ethers';
 import { spawnFunctionHost, type RunningHost } from '../../local/host/spawn';
-import { LocalServiceBusQueue } from '../../local/host/service-bus-queue';
+import { publishEvents } from '../../local/publish-events';
 import { bankSettings, startStack, type Stack } from '../../local/stack/stack';
 import { sampleCreditUpdates } from '../../local/sample-events';
 import type { CreditUpdate } from '../../shared/domain/credit-update';
@@ -157,12 +157,10 @@ export class ChaosConsortium {
     const published: Published[] = [];
     await Promise.all(
       this.stack.info.banks.map(async (bank, bankIndex) => {
-        const queue = new LocalServiceBusQueue(bank.storageConnectionString, 'credit-updates');
         const events = sampleCreditUpdates({ bankId: bank.bankId, count: perBank, sequenceBase: this.sequenceBase });
-        for (const event of events) {
-          await queue.send({ body: JSON.stringify(event), messageId: event.eventId, contentType: 'application/json' });
-          published.push({ event, bankIndex, at: Date.now() });
-        }
+        await publishEvents(bank.serviceBusConnectionString, events, (event, at) =>
+          published.push({ event, bankIndex, at })
+        );
       })
     );
     return published;

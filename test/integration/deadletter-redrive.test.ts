@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { ServiceBusClient } from '@azure/service-bus';
 import { serviceBusDeadLetters } from '../../cli/deadletter';
 
-type DeadLetterView = Awaited<ReturnType<ReturnType<typeof serviceBusDeadLetters>['peek']>>['messages'][number];
+type DeadLetterView = Awaited<ReturnType<ReturnType<typeof serviceBusDeadLetters>['peek']>>[number];
 import { startNamespace, type LocalServiceBusNamespace } from '../../local/servicebus/namespace';
 import { CREDIT_UPDATES_QUEUE } from '../../shared/domain/credit-update';
 
@@ -53,7 +53,7 @@ describe('deadletter list and redrive over the Service Bus SDK', () => {
   async function listed(): Promise<DeadLetterView[]> {
     const own = new ServiceBusClient(namespace.connectionString);
     try {
-      return (await serviceBusDeadLetters(own, 'local').peek(10)).messages;
+      return await serviceBusDeadLetters(own, 'local').peek(10);
     } finally {
       await own.close();
     }
@@ -99,7 +99,7 @@ describe('deadletter list and redrive over the Service Bus SDK', () => {
       });
       const receiver = strictClient.createReceiver(CREDIT_UPDATES_QUEUE);
       expect(await receiver.receiveMessages(1, { maxWaitTimeInMs: 1_000 })).toEqual([]);
-      expect((await serviceBusDeadLetters(strictClient, 'local').peek(10)).messages).toEqual([]);
+      expect(await serviceBusDeadLetters(strictClient, 'local').peek(10)).toEqual([]);
       await receiver.close();
     } finally {
       await strictClient.close();

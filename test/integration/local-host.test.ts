@@ -191,7 +191,9 @@ describe('local Functions host', () => {
       { body: { n: 4 }, messageId: 'batch-fail-2' },
     ]);
     for (const id of ['batch-fail-1', 'batch-fail-2']) {
-      expect((await deadLetterOf(namespace.connectionString, 'batch-items', id)).deadLetterReason).toBe('MaxDeliveryCountExceeded');
+      expect((await deadLetterOf(namespace.connectionString, 'batch-items', id)).deadLetterReason).toBe(
+        'MaxDeliveryCountExceeded'
+      );
     }
   });
 

@@ -1,10 +1,10 @@
-import { randomBytes, randomInt, randomUUID } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TableClient, TableServiceClient } from '@azure/data-tables';
 import { JsonRpcProvider } from 'ethers';
 import { spawnFunctionHost, type RunningHost } from '../../local/host/spawn';
-import { LocalServiceBusQueue } from '../../local/host/service-bus-queue';
+import { EventPublisher } from '../../local/publish-events';
 import { bankSettings, startStack, type Stack } from '../../local/stack/stack';
 import { normalizeSubjectValue, subjectRef } from '../../shared/domain/pseudonymize';
 import { Outbox } from '../../shared/storage/outbox';
@@ -76,9 +76,9 @@ describe('no secret in logs, tables, telemetry or on chain', () => {
 
   it('records a broadcast that failed on every endpoint without the endpoints’ credentials', async () => {
     bothEndpoints(['eth_sendRawTransaction']);
-    const queue = new LocalServiceBusQueue(storage, 'credit-updates');
-    for (const body of [...events, creditUpdate(rejectedRawId, { credit: { score: 900 } })])
-      await queue.send({ body, messageId: randomUUID() });
+    const publisher = new EventPublisher(stack.info.banks[0]!.serviceBusConnectionString);
+    await publisher.publish([...events, creditUpdate(rejectedRawId, { credit: { score: 900 } })]);
+    await publisher.close();
 
     try {
       const lastErrors = await eventually(
@@ -144,6 +144,10 @@ describe('no secret in logs, tables, telemetry or on chain', () => {
       { what: 'function key', value: host.functionKey },
       { what: 'master key', value: host.masterKey },
       { what: 'storage account key', value: /AccountKey=([^;]+)/.exec(storage)![1]! },
+      {
+        what: 'Service Bus key',
+        value: /SharedAccessKey=([^;]+)/.exec(stack.info.banks[0]!.serviceBusConnectionString)![1]!,
+      },
       { what: 'Application Insights instrumentation key', value: stack.appInsights.instrumentationKey },
       ...[...rawIds, rejectedRawId].flatMap((raw) => [
         { what: 'raw subject identifier', value: raw.trim(), bytes: Buffer.from(raw.trim()) },
