@@ -90,7 +90,8 @@ function describeStack(stack: Stack): string {
     `tls          trust ${info.caCertFile} (NODE_EXTRA_CA_CERTS)`,
     ...info.banks.map(
       (b) =>
-        `${b.bankId.padEnd(12)} signer ${b.signerAddress} (key ${b.signerKeyName}), storage account ${b.storageAccount}`
+        `${b.bankId.padEnd(12)} signer ${b.signerAddress} (key ${b.signerKeyName}), storage account ${b.storageAccount}, ` +
+        `Service Bus sb://127.0.0.1:${stack.serviceBus[info.banks.indexOf(b)]!.port}`
     ),
   ];
   return lines.join('\n');

@@ -156,6 +156,17 @@ describe('config', () => {
       expect(message).toContain('ServiceBusConnection__fullyQualifiedNamespace is invalid');
       expect(message).not.toContain('SB-SECRET-1');
     });
+
+    it('a Service Bus connection string: refused in Azure, checked locally, its key never shown', () => {
+      const connection = 'Endpoint=sb://127.0.0.1:5672;SharedAccessKeyName=Root;SharedAccessKey=SB-SECRET-2';
+      const refused = everyProblem({ ...azure, ServiceBusConnection: connection });
+      expect(refused).toContain('ServiceBusConnection (a connection string) is refused in Azure');
+      const local = { ...azure, LEDGER_ENVIRONMENT: 'local', ServiceBusConnection__fullyQualifiedNamespace: undefined };
+      expect(loadConfig({ ...local, ServiceBusConnection: connection }).serviceBusConnectionString).toBe(connection);
+      const broken = everyProblem({ ...local, ServiceBusConnection: 'sb://127.0.0.1;SharedAccessKey=SB-SECRET-3' });
+      expect(broken).toContain('ServiceBusConnection is invalid');
+      for (const message of [refused, broken]) expect(message).not.toMatch(/SB-SECRET/);
+    });
   });
 
   it('reads the Key Vault attempt timeout, 5 s by default', () => {

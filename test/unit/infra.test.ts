@@ -1,3 +1,4 @@
+import { QUEUE_DEFAULTS } from '../../local/servicebus/queue';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, loadConfig } from '../../shared/config';
@@ -115,6 +116,8 @@ const DELIBERATELY_UNSET: Record<string, string> = {
     'a connection string: refused in Azure (identity-based AzureWebJobsStorage__accountName instead)',
   AzureWebJobsStorage__tableServiceUri: 'alternative to AzureWebJobsStorage__accountName, which the template sets',
   PSEUDONYMIZATION_SECRET: 'the secret value itself: refused in Azure (Key Vault secret by name instead)',
+  ServiceBusConnection:
+    'a connection string: refused in Azure (identity-based ServiceBusConnection__fullyQualifiedNamespace instead)',
 };
 
 /**
@@ -447,6 +450,25 @@ describe('infra: roles against the code', () => {
     expect(bicep('infra/modules/servicebus.bicep')).toContain(`param queueName string = '${CREDIT_UPDATES_QUEUE}'`);
     const window = /duplicateDetectionHistoryTimeWindow: 'PT(\d+)M'/.exec(bicep('infra/modules/servicebus.bicep'));
     expect(Number(window?.[1]) * 60_000).toBe(CREDIT_UPDATES_DUPLICATE_WINDOW_MS);
+  });
+
+  it("gives the local Service Bus namespace's queues the Bicep's settings", () => {
+    const queue = bicep('infra/modules/servicebus.bicep');
+    const setting = (name: string): string | undefined => new RegExp(`\\b${name}: '?([^'\\n]+)'?`).exec(queue)?.[1];
+    expect({
+      maxDeliveryCount: Number(setting('maxDeliveryCount')),
+      lockDurationMs: setting('lockDuration') === 'PT1M' ? 60_000 : setting('lockDuration'),
+      defaultMessageTimeToLiveMs: setting('defaultMessageTimeToLive') === 'P14D' ? 14 * 24 * 3600_000 : undefined,
+      deadLetteringOnMessageExpiration: setting('deadLetteringOnMessageExpiration') === 'true',
+      duplicateDetectionWindowMs:
+        Number(/PT(\d+)M/.exec(setting('duplicateDetectionHistoryTimeWindow') ?? '')?.[1]) * 60_000,
+    }).toEqual({
+      maxDeliveryCount: QUEUE_DEFAULTS.maxDeliveryCount,
+      lockDurationMs: QUEUE_DEFAULTS.lockDurationMs,
+      defaultMessageTimeToLiveMs: QUEUE_DEFAULTS.defaultMessageTimeToLiveMs,
+      deadLetteringOnMessageExpiration: QUEUE_DEFAULTS.deadLetteringOnMessageExpiration,
+      duplicateDetectionWindowMs: QUEUE_DEFAULTS.duplicateDetectionWindowMs,
+    });
   });
 });
 
