@@ -35,9 +35,10 @@ function deadLetterQueueOf({ config, credential }: BankTarget): DeadLetterQueue 
 
 /**
  * The queue's `$DeadLetterQueue` sub-queue with the Service Bus SDK, in Azure and on the local stack alike (in
- * Azure the caller needs Azure Service Bus Data Receiver and Sender on the queue). Bodies travel as the bytes they were (no JSON parsing on the way), and a
- * message whose id the queue's duplicate detection still remembers stays dead-lettered: a resend would be accepted
- * and silently dropped, and completing the dead letter would then lose it.
+ * Azure the caller needs Azure Service Bus Data Receiver and Sender on the queue). Bodies travel as the bytes they
+ * were (no JSON parsing on the way), and a message whose id the queue's duplicate detection still remembers stays
+ * dead-lettered: a resend would be accepted and silently dropped, and completing the dead letter would then lose
+ * it.
  */
 export function serviceBusDeadLetters(
   client: ServiceBusClient,

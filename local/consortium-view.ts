@@ -402,7 +402,7 @@ export async function runDemo(
           deadLetters: dead,
           seconds: Math.round((Date.now() - started) / 100) / 10,
           latencyMs: { p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99) },
-          latencyMeasured: `enqueue (before the queue send) to the first poll (every ${options.pollMs ?? 500} ms) that finds the record in another bank's CreditRecordHistory table`,
+          latencyMeasured: `enqueue (when Service Bus acknowledged the event's batch) to the first poll (every ${options.pollMs ?? 500} ms) that finds the record in another bank's CreditRecordHistory table`,
         };
       }
       if (pairs > progress) {

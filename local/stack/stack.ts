@@ -19,7 +19,8 @@ import { generateLocalTls, trustCertificate, type LocalTls } from './tls';
 /**
  * The embedded local stack: Azurite (one storage account per bank), a Service Bus namespace per bank (AMQP, with
  * the credit-updates queue as the Bicep creates it), anvil with the CreditRegistry deployed and every bank's Key
- * Vault signer registered as a member, and the HTTPS stand-ins for Key Vault and Application Insights. Everything listens on 127.0.0.1 on free ports. With a data dir, state survives a restart.
+ * Vault signer registered as a member, and the HTTPS stand-ins for Key Vault and Application Insights.
+ * Everything listens on 127.0.0.1 on free ports. With a data dir, state survives a restart.
  */
 
 export interface StackOptions {
@@ -30,7 +31,7 @@ export interface StackOptions {
   confirmations?: number;
   /** Keep state here across restarts; in memory (and a temp dir for the certificate) when absent. */
   dataDir?: string;
-  /** The credit-updates queue's settings where a test needs other than the Bicep's (fewer deliveries, a shorter lock). */
+  /** The credit-updates queue's settings where a test needs other than the Bicep's (e.g. fewer deliveries). */
   queue?: Partial<Pick<QueueSettings, 'maxDeliveryCount' | 'lockDurationMs' | 'duplicateDetectionWindowMs'>>;
   log?: (line: string) => void;
 }
