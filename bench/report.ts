@@ -197,12 +197,15 @@ export function markdown(r: BenchReport, files: { json: string; png: string }): 
         .map(([k, v]) => `${k} ${Math.round((100 * v) / sat.seconds)}%`)
         .join(', ')
     : '';
-  const byTable = sat?.tables
-    ? Object.entries(sat.tables.byTable)
-        .sort((a, b) => b[1] - a[1])
-        .map(([k, v]) => `${k} ${round(v / Math.max(1, sat.records), 2)}`)
-        .join(', ')
-    : '';
+  const perRecord = (counts: Record<string, number> | undefined): string =>
+    sat && counts
+      ? Object.entries(counts)
+          .sort((a, b) => b[1] - a[1])
+          .map(([k, v]) => `${k} ${round(v / Math.max(1, sat.records), 2)}`)
+          .join(', ')
+      : '';
+  const byTable = perRecord(sat?.tables?.byTable);
+  const requestsByTable = perRecord(sat?.tables?.requestsByTable);
   return `# ledger-bridge benchmark — ${r.startedAt}
 
 ${r.settings.banks} banks, ${r.settings.blockTime} s blocks, ${r.gasLimit.toLocaleString('en')} gas per block, ${r.settings.confirmations} confirmations, Key Vault latency ${r.settings.kvLatencyMs} ms per request; ${r.settings.events} events at saturation, ${r.settings.naiveEvents} in the naive run, ${r.settings.latencyRate} events/s for ${r.settings.latencySeconds} s in the latency run.
@@ -245,7 +248,7 @@ ${limits(r)}
 - **Throughput**: the bench polls every 250 ms the chain's CreditRegistry logs (which block holds each event) and every bank's watcher checkpoint (\`WatcherState\`, written after a chunk is projected). A record is projected at a bank once that bank's checkpoint covers its block. **Sustained end-to-end throughput** = 90% of the phase's records / (time at which 90% are projected at every bank (min checkpoint) − first send): ramp-up included, the last 10% (stragglers) left out; the events are all published at once, faster than the chain takes them. Stage rates over the **10%–90% window** are reported too: the projection stage (projected at every bank) and chain inclusion (records in blocks); the projection stage can run ahead of the chain while it works off a backlog, so its rate is not the throughput.
 - **Latency**: from the moment the bench sends the event to the bank's queue to the first poll at which another bank's checkpoint covers the event's block (resolution 250 ms); "every bank" is the last bank.
 - **Sign calls**: the Key Vault stand-in's counter, divided by the records of the phase.
-- **Table operations**: a counting HTTP proxy in front of ${r.settings.banks > 0 ? 'BANK-A' : ''}'s table endpoint (the Function App's AzureWebJobsStorage tables go through it; its queue does not): single requests plus every operation inside entity-group transactions, divided by the phase's records (BANK-A ingests a third of them and projects all of them). Per table: ${byTable || 'n/a'}.
+- **Table operations**: a counting HTTP proxy in front of ${r.settings.banks > 0 ? 'BANK-A' : ''}'s table endpoint (the Function App's AzureWebJobsStorage tables go through it; its queue does not): single requests plus every operation inside entity-group transactions, divided by the phase's records (BANK-A ingests a third of them and projects all of them). Operations per table: ${byTable || 'n/a'}; requests per table: ${requestsByTable || 'n/a'}.
 - **CPU during saturation** (share of one core, from /proc: user + system time of each process over the phase): ${cpu}. The machine's busy share is from /proc/stat (all processes). CPU per record = a part's CPU seconds over the phase / the phase's records.
 - **Memory**: VmHWM of each host process from /proc.
 

@@ -12,7 +12,12 @@ export interface TableCounts {
   batches: number;
   /** Entity operations: single requests plus every operation inside a batch. */
   operations: number;
+  /** Entity operations per table. */
   byTable: Record<string, number>;
+  /** HTTP requests per table (an entity-group transaction is one request, of its one table). */
+  requestsByTable: Record<string, number>;
+  /** The requests per table that write (all but GET: reads and queries), transactions included. */
+  writesByTable: Record<string, number>;
 }
 
 export interface TableCounter {
@@ -35,10 +40,21 @@ export async function startTableCounter(connectionString: string): Promise<Table
   if (!endpoint) throw new Error('table counter: the connection string has no TableEndpoint');
   const target = new URL(endpoint);
   const agent = new Agent({ keepAlive: true, maxSockets: 256 });
-  const counts: TableCounts = { requests: 0, batches: 0, operations: 0, byTable: {} };
+  const counts: TableCounts = {
+    requests: 0,
+    batches: 0,
+    operations: 0,
+    byTable: {},
+    requestsByTable: {},
+    writesByTable: {},
+  };
   const add = (table: string, n: number): void => {
     counts.byTable[table] = (counts.byTable[table] ?? 0) + n;
     counts.operations += n;
+  };
+  const addRequest = (table: string, method: string | undefined): void => {
+    counts.requestsByTable[table] = (counts.requestsByTable[table] ?? 0) + 1;
+    if (method !== 'GET') counts.writesByTable[table] = (counts.writesByTable[table] ?? 0) + 1;
   };
 
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
@@ -50,9 +66,12 @@ export async function startTableCounter(connectionString: string): Promise<Table
       counts.requests += 1;
       if (path.includes('$batch')) {
         counts.batches += 1;
-        for (const m of body.toString('latin1').matchAll(SUB_REQUEST)) add(m[1]!, 1);
+        const tables = [...body.toString('latin1').matchAll(SUB_REQUEST)].map((m) => m[1]!);
+        for (const table of tables) add(table, 1);
+        addRequest(tables[0] ?? '(batch)', req.method);
       } else {
         add(tableOf(path), 1);
+        addRequest(tableOf(path), req.method);
       }
       const upstream = request(
         {
@@ -86,7 +105,12 @@ export async function startTableCounter(connectionString: string): Promise<Table
   const proxied = `http://127.0.0.1:${port}${target.pathname.replace(/\/$/, '')}`;
   return {
     connectionString: connectionString.replace(/TableEndpoint=[^;]+/, `TableEndpoint=${proxied}`),
-    snapshot: () => ({ ...counts, byTable: { ...counts.byTable } }),
+    snapshot: () => ({
+      ...counts,
+      byTable: { ...counts.byTable },
+      requestsByTable: { ...counts.requestsByTable },
+      writesByTable: { ...counts.writesByTable },
+    }),
     stop: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -97,15 +121,18 @@ export async function startTableCounter(connectionString: string): Promise<Table
 }
 
 export function diffCounts(after: TableCounts, before: TableCounts): TableCounts {
-  const byTable: Record<string, number> = {};
-  for (const [table, n] of Object.entries(after.byTable)) {
-    const d = n - (before.byTable[table] ?? 0);
-    if (d > 0) byTable[table] = d;
-  }
+  const diff = (a: Record<string, number>, b: Record<string, number>): Record<string, number> =>
+    Object.fromEntries(
+      Object.entries(a)
+        .map(([table, n]) => [table, n - (b[table] ?? 0)] as const)
+        .filter(([, d]) => d > 0)
+    );
   return {
     requests: after.requests - before.requests,
     batches: after.batches - before.batches,
     operations: after.operations - before.operations,
-    byTable,
+    byTable: diff(after.byTable, before.byTable),
+    requestsByTable: diff(after.requestsByTable, before.requestsByTable),
+    writesByTable: diff(after.writesByTable, before.writesByTable),
   };
 }

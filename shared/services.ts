@@ -4,7 +4,7 @@ import { getConfig, type Config } from './config';
 import type { RawSubject } from './domain/credit-update';
 import { subjectRef } from './domain/pseudonymize';
 import { azureCredential, localStackCredential } from './identity';
-import { ingestMessage, type IngestMessage, type IngestResult } from './ingest/ingest';
+import { ingestMessages, type IngestMessage, type IngestResult } from './ingest/ingest';
 import { createKeyVaultSigner } from './keyvault/key-vault-signer';
 import { loadPseudonymizationKey } from './keyvault/pseudonymization-key';
 import { deadLetterCounterFor } from './ops/dead-letters';
@@ -30,8 +30,8 @@ import { Watcher, watchSettingsOf } from './watch/watcher';
 export interface Services {
   config: Config;
   telemetry: Telemetry;
-  /** One credit-update message: accepted, a duplicate, or rejected for good (a throw means "deliver again"). */
-  ingest(message: IngestMessage): Promise<IngestResult>;
+  /** Credit-update messages, each accepted, a duplicate or rejected for good (a throw: "deliver them again"). */
+  ingest(messages: IngestMessage[]): Promise<IngestResult[]>;
   /** One submit run: reconcile in-flight batches with the chain, then batch pending records. */
   submit(log: (line: string) => void): Promise<SubmitReport>;
   /** Projects confirmed blocks (it keeps its learnt log range between runs). */
@@ -92,7 +92,7 @@ export function createServices(config: Config): Services {
   return {
     config,
     telemetry,
-    ingest: (message) => ingestMessage(ingestDeps, message),
+    ingest: (messages) => ingestMessages(ingestDeps, messages),
     submit: (log) => runSubmit({ config, outbox, batches, chain, signer, telemetry, log }),
     watcher: new Watcher({ tables, chain, telemetry }, watchSettingsOf(config)),
     heartbeat,

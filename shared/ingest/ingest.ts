@@ -3,20 +3,22 @@ import { isPseudonymous, type CreditUpdate } from '../domain/credit-update';
 import { subjectRef } from '../domain/pseudonymize';
 import { encodeRecord } from '../domain/record-codec';
 import { parseCreditUpdate, type RejectionCode } from '../domain/validate';
-import type { Outbox } from '../storage/outbox';
+import { contentHash, type Outbox } from '../storage/outbox';
 import type { Rejections } from '../storage/rejections';
 import type { Telemetry } from '../telemetry';
 import { INGEST_TELEMETRY } from './telemetry-names';
 
 /**
- * The ingest service: one credit-update message in, one settled outcome out. A message that can never
- * succeed is recorded as a rejection and settled; anything transient (storage, Key Vault) throws, so the
- * broker redelivers it and finally dead-letters it. Accepting is idempotent by event id (the outbox).
+ * The ingest service: credit-update messages in (a batch, as the Service Bus trigger hands them over), one
+ * outcome per message out. A message that can never succeed is recorded as a rejection; anything transient
+ * (storage, Key Vault) throws, so the broker redelivers the batch and finally dead-letters it. Accepting is
+ * idempotent by event id (the outbox), so the messages of a redelivered batch that were accepted before are
+ * duplicates the second time.
  */
 
 export interface IngestDeps {
   config: Pick<Config, 'bankId'>;
-  outbox: Pick<Outbox, 'accept'>;
+  outbox: Pick<Outbox, 'acceptMany'>;
   rejections: Pick<Rejections, 'record'>;
   telemetry: Pick<Telemetry, 'metric' | 'event'>;
   /** Asked for only when a raw subject needs it: rejected and pseudonymous events never wait for Key Vault. */
@@ -35,31 +37,63 @@ export type IngestResult =
   | { outcome: 'accepted' | 'duplicate'; eventId: string }
   | { outcome: 'rejected'; code: RejectionCode; reason: string; eventId?: string };
 
-export async function ingestMessage(deps: IngestDeps, message: IngestMessage): Promise<IngestResult> {
+export async function ingestMessages(deps: IngestDeps, messages: IngestMessage[]): Promise<IngestResult[]> {
   const now = new Date();
-  const enqueuedAt = enqueuedAtOf(message.enqueuedTimeUtc, now);
-  const parsed = parseCreditUpdate(message.body, deps.config.bankId, now);
-  if (!parsed.ok) return reject(deps, message, parsed, enqueuedAt, now);
-  const event = parsed.event;
-  const accepted = await deps.outbox.accept({
+  const results: IngestResult[] = new Array<IngestResult>(messages.length);
+  const enqueuedAt = messages.map((m) => enqueuedAtOf(m.enqueuedTimeUtc, now));
+  const valid: { index: number; event: CreditUpdate }[] = [];
+  for (const [i, message] of messages.entries()) {
+    const parsed = parseCreditUpdate(message.body, deps.config.bankId, now);
+    if (parsed.ok) valid.push({ index: i, event: parsed.event });
+    else results[i] = await reject(deps, message, parsed, enqueuedAt[i]!, now);
+  }
+  // The key only when a raw subject needs it: rejected and pseudonymous events never wait for Key Vault.
+  const key = valid.some((v) => !isPseudonymous(v.event.subject)) ? await deps.pseudonymizationKey() : undefined;
+  const rows = valid.map(({ index, event }) => ({
     eventId: event.eventId,
-    subjectRef: isPseudonymous(event.subject)
-      ? event.subject.ref
-      : subjectRef(await deps.pseudonymizationKey(), event.subject),
+    subjectRef: isPseudonymous(event.subject) ? event.subject.ref : subjectRef(key!, event.subject),
     data: recordWord(event),
     sequence: String(event.sequence),
-    enqueuedAt,
-    messageId: message.messageId,
+    enqueuedAt: enqueuedAt[index]!,
+    messageId: messages[index]!.messageId,
     acceptedAt: now.toISOString(),
-  });
-  if (accepted.outcome === 'conflict') {
-    // Content hashes only: neither body is kept, and the accepted one stays what the chain gets.
-    const reason = `event ${event.eventId} was accepted before with other content (sha256 of subject ref, sequence and record: accepted ${accepted.acceptedHash}, this message ${accepted.receivedHash}); publish a change with a new eventId and a higher sequence`;
-    return reject(deps, message, { code: 'conflict', reason, eventId: event.eventId }, enqueuedAt, now);
+  }));
+  // An event id twice in one batch: the first goes to the outbox, the others compare with it.
+  const firstOf = new Map<string, number>();
+  for (const [k, row] of rows.entries()) if (!firstOf.has(row.eventId)) firstOf.set(row.eventId, k);
+  const firsts = [...firstOf.values()];
+  const outcomes = await deps.outbox.acceptMany(firsts.map((k) => rows[k]!));
+  const outcomeOf = new Map(firsts.map((k, j) => [k, outcomes[j]!]));
+  let accepted = 0;
+  let duplicates = 0;
+  for (const [k, row] of rows.entries()) {
+    const first = firstOf.get(row.eventId)!;
+    const outcome =
+      k === first
+        ? outcomeOf.get(k)!
+        : contentHash(rows[first]!) === contentHash(row)
+          ? ({ outcome: 'duplicate' } as const)
+          : ({ outcome: 'conflict', acceptedHash: contentHash(rows[first]!), receivedHash: contentHash(row) } as const);
+    const { index } = valid[k]!;
+    if (outcome.outcome === 'conflict') {
+      // Content hashes only: neither body is kept, and the accepted one stays what the chain gets.
+      const reason = `event ${row.eventId} was accepted before with other content (sha256 of subject ref, sequence and record: accepted ${outcome.acceptedHash}, this message ${outcome.receivedHash}); publish a change with a new eventId and a higher sequence`;
+      results[index] = await reject(
+        deps,
+        messages[index]!,
+        { code: 'conflict', reason, eventId: row.eventId },
+        row.enqueuedAt,
+        now
+      );
+      continue;
+    }
+    if (outcome.outcome === 'accepted') accepted++;
+    else duplicates++;
+    results[index] = { outcome: outcome.outcome, eventId: row.eventId };
   }
-  const metric = accepted.outcome === 'accepted' ? INGEST_TELEMETRY.accepted : INGEST_TELEMETRY.duplicate;
-  deps.telemetry.metric(metric, 1);
-  return { outcome: accepted.outcome, eventId: event.eventId };
+  if (accepted > 0) deps.telemetry.metric(INGEST_TELEMETRY.accepted, accepted);
+  if (duplicates > 0) deps.telemetry.metric(INGEST_TELEMETRY.duplicate, duplicates);
+  return results;
 }
 
 /** Records a message that can never succeed, with telemetry once however often it is delivered. */

@@ -22,6 +22,30 @@ describe('outbox (Azurite)', () => {
   });
   afterAll(async () => azurite?.stop());
 
+  it('accepts a batch in one transaction per shard, and falls back to one by one where an event exists', async () => {
+    const at = '2026-01-02T00:00:00.000Z';
+    // 60 events of one shard (two transactions there: at most 50 events each) and 40 spread over the others.
+    const sameShard: string[] = [];
+    while (sameShard.length < 60) {
+      const id = randomUUID();
+      if (shardOf(id) === 's00') sameShard.push(id);
+    }
+    const ids = [...sameShard, ...Array.from({ length: 40 }, () => randomUUID())];
+    const first = await outbox.acceptMany(ids.map((id) => event(id, at)));
+    expect(first).toEqual(ids.map(() => ({ outcome: 'accepted' })));
+    // A redelivered batch mixing accepted events (one with changed content) and new ones.
+    const fresh = Array.from({ length: 5 }, () => randomUUID());
+    const changed = { ...event(ids[1]!, at), subjectRef: '0x' + 'cd'.repeat(32) };
+    const again = await outbox.acceptMany([event(ids[0]!, at), changed, ...fresh.map((id) => event(id, at))]);
+    expect(again).toEqual([
+      { outcome: 'duplicate' },
+      { outcome: 'conflict', acceptedHash: contentHash(event(ids[1]!, at)), receivedHash: contentHash(changed) },
+      ...fresh.map(() => ({ outcome: 'accepted' })),
+    ]);
+    for (const id of [...ids, ...fresh]) expect(await outbox.get(id)).toMatchObject({ eventId: id, status: 'pending' });
+    expect((await outbox.get(ids[1]!))!.subjectRef).toBe('0x' + 'ab'.repeat(32));
+  });
+
   it('accepts an event once; a republished event id changes nothing: a duplicate, or a conflict if its content differs', async () => {
     const id = randomUUID();
     expect(await outbox.accept(event(id, '2026-01-01T00:00:00.000Z'))).toEqual({ outcome: 'accepted' });
