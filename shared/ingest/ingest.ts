@@ -68,12 +68,16 @@ export async function ingestMessages(deps: IngestDeps, messages: IngestMessage[]
   let duplicates = 0;
   for (const [k, row] of rows.entries()) {
     const first = firstOf.get(row.eventId)!;
+    const firstOutcome = outcomeOf.get(first)!;
+    // What the outbox holds for the event: the first's content, unless the first conflicted with an earlier one.
+    const acceptedHash = firstOutcome.outcome === 'conflict' ? firstOutcome.acceptedHash : contentHash(rows[first]!);
+    const receivedHash = contentHash(row);
     const outcome =
       k === first
-        ? outcomeOf.get(k)!
-        : contentHash(rows[first]!) === contentHash(row)
+        ? firstOutcome
+        : acceptedHash === receivedHash
           ? ({ outcome: 'duplicate' } as const)
-          : ({ outcome: 'conflict', acceptedHash: contentHash(rows[first]!), receivedHash: contentHash(row) } as const);
+          : ({ outcome: 'conflict', acceptedHash, receivedHash } as const);
     const { index } = valid[k]!;
     if (outcome.outcome === 'conflict') {
       // Content hashes only: neither body is kept, and the accepted one stays what the chain gets.

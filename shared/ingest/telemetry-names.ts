@@ -13,14 +13,21 @@ export const INGEST_TELEMETRY = {
 } as const;
 
 export const INGEST_NAMES: TelemetryName[] = [
-  telemetryName('ingest', INGEST_TELEMETRY.accepted, 'metric', 'events', [], '1 per event that entered the outbox'),
+  telemetryName(
+    'ingest',
+    INGEST_TELEMETRY.accepted,
+    'metric',
+    'events',
+    [],
+    'events that entered the outbox, one value per batch (sum the values)'
+  ),
   telemetryName(
     'ingest',
     INGEST_TELEMETRY.duplicate,
     'metric',
     'events',
     [],
-    '1 per event id the outbox already held, same content'
+    'event ids the outbox already held with the same content, one value per batch'
   ),
   telemetryName('ingest', INGEST_TELEMETRY.rejected, 'metric', 'messages', ['code'], '1 per message rejected for good'),
   telemetryName(
