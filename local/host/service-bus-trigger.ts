@@ -20,7 +20,6 @@ export interface ServiceBusHostSettings {
   autoCompleteMessages?: boolean;
   maxAutoLockRenewalDuration?: string;
   maxMessageBatchSize?: number;
-  prefetchCount?: number;
 }
 
 export interface TriggerInput {
