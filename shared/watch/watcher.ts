@@ -31,7 +31,16 @@ export interface WatchSettings {
   confirmations: number;
   logChunkBlocks: number;
   reorgWindowBlocks: number;
+  /** At most this many registry logs in one chunk (its range shrinks until they fit, down to one block). */
+  maxChunkLogs?: number;
 }
+
+/**
+ * A chunk is bounded by its logs too, not only by blocks: behind a backlog of full blocks (over a thousand records
+ * each), 2,000 blocks would be one chunk of a million records, projected with no checkpoint for as long as it takes
+ * and past the function's timeout.
+ */
+export const MAX_CHUNK_LOGS = 2000;
 
 export const watchSettingsOf = (config: Config): WatchSettings => ({
   bankId: config.bankId,
@@ -184,6 +193,7 @@ export class Watcher {
         if (isRangeRefusal(err) && this.sizer.shrink(to - from + 1)) continue;
         throw err;
       }
+      if (logs.length > (this.settings.maxChunkLogs ?? MAX_CHUNK_LOGS) && this.sizer.shrink(to - from + 1)) continue;
       // Hashes are kept for the window below the target; deeper blocks only for the chunk's end.
       const windowStart = Math.max(from, target - window + 1);
       const recent = windowStart <= to ? await this.headers(windowStart, to) : [];

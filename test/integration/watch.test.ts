@@ -296,6 +296,32 @@ describe('watch', () => {
     }
   });
 
+  it('bounds a chunk by its logs: a backlog is projected in several checkpointed chunks, none over the bound', async () => {
+    for (let i = 0; i < 3; i++)
+      await submit(
+        chain,
+        'BANK-B',
+        [1, 2, 3].map(() => creditRecord(subject(), 1n))
+      );
+    await mine(chain.provider, 3);
+    const tables = storeFor(chain, fresh());
+    const a = watcherFor(tables, chain.anvil.rpcUrl, watchSettings(chain, 'BANK-A', { maxChunkLogs: 4 }));
+    try {
+      const progress: { blocks: number; records: number }[] = [{ blocks: 0, records: 0 }];
+      await a.watcher.run({ onProgress: (p) => progress.push({ blocks: p.doneBlocks, records: p.records }) });
+      const chunks = progress.slice(1).map((p, i) => ({
+        blocks: p.blocks - progress[i]!.blocks,
+        records: p.records - progress[i]!.records,
+      }));
+      expect(chunks.length).toBeGreaterThan(3);
+      // Over the bound only where one block alone holds more logs (a chunk cannot be smaller than a block).
+      for (const chunk of chunks) expect(chunk.records <= 4 || chunk.blocks === 1).toBe(true);
+      expect(await dumpProjections(tables)).toEqual(await freshProjection(chain, fresh(), 'BANK-A'));
+    } finally {
+      a.chain.destroy();
+    }
+  });
+
   it('halts loudly on a reorg deeper than its window, on every run, until rebuilt', async () => {
     const account = fresh();
     const tables = storeFor(chain, account);
