@@ -147,6 +147,13 @@ class Reader {
     return value ?? '';
   }
 
+  /** A setting for the local stack only: in Azure it is a problem, with what to set instead. */
+  localOnly(name: string, local: boolean, refusal: string): string | undefined {
+    const value = this.optional(name);
+    if (value !== undefined && !local) this.problems.push(refusal);
+    return value;
+  }
+
   check(name: string, value: string | undefined, ok: boolean, expected: string): void {
     if (value !== undefined && !ok)
       this.problems.push(`${name} is invalid${shownValue(name, value)}: expected ${expected}`);
@@ -320,24 +327,22 @@ export function loadConfig(env: Env = process.env): Config {
     HOST_NAME.test(serviceBusNamespace ?? ''),
     'the namespace host name, e.g. sb-bank-a.servicebus.windows.net (not a connection string)'
   );
-  const serviceBusConnectionString = r.optional('ServiceBusConnection');
-  if (serviceBusConnectionString !== undefined && !local) {
-    r.problems.push(
-      'ServiceBusConnection (a connection string) is refused in Azure: set ServiceBusConnection__fullyQualifiedNamespace and use the managed identity'
-    );
-  }
+  const serviceBusConnectionString = r.localOnly(
+    'ServiceBusConnection',
+    local,
+    'ServiceBusConnection (a connection string) is refused in Azure: set ServiceBusConnection__fullyQualifiedNamespace and use the managed identity'
+  );
   r.check(
     'ServiceBusConnection',
     serviceBusConnectionString,
     /^Endpoint=sb:\/\/[^;]+;SharedAccessKeyName=[^;]+;SharedAccessKey=[^;]+/.test(serviceBusConnectionString ?? ''),
     'a Service Bus connection string (Endpoint=sb://…;SharedAccessKeyName=…;SharedAccessKey=…)'
   );
-  const localSecret = r.optional('PSEUDONYMIZATION_SECRET');
-  if (localSecret !== undefined && !local) {
-    r.problems.push(
-      'PSEUDONYMIZATION_SECRET is refused in Azure: keep the key in Key Vault and set PSEUDONYMIZATION_SECRET_NAME'
-    );
-  }
+  const localSecret = r.localOnly(
+    'PSEUDONYMIZATION_SECRET',
+    local,
+    'PSEUDONYMIZATION_SECRET is refused in Azure: keep the key in Key Vault and set PSEUDONYMIZATION_SECRET_NAME'
+  );
   r.check(
     'PSEUDONYMIZATION_SECRET',
     localSecret,

@@ -58,7 +58,7 @@ function templateAppSettings(): Map<string, string> {
 function settingsConfigReads(): Set<string> {
   const source = read('shared/config.ts');
   const names = new Set<string>();
-  for (const m of source.matchAll(/\br\.(?:optional|required|integer|schedule)\(\s*'([A-Za-z0-9_]+)'/g))
+  for (const m of source.matchAll(/\br\.(?:optional|required|integer|schedule|localOnly)\(\s*'([A-Za-z0-9_]+)'/g))
     names.add(m[1]!);
   return names;
 }
