@@ -126,7 +126,7 @@ const commands: Record<string, Command> = {
       'generated events spread over the banks (every 4th about a subject all banks report on). --exit-when-done exits 0\n' +
       'once every demo event is projected at every bank and prints one JSON line {events, banks, projectedEverywhere,\n' +
       "rejected, deadLetters, seconds, latencyMs: {p50, p95, p99}} (latency: enqueue → first seen in another bank's\n" +
-      'CreditRecordHistory by a 500 ms poll); it exits 1 with the reason on a rejection, a dead letter, a duplicate\n' +
+      'CreditLedger history rows by a 500 ms poll); it exits 1 with the reason on a rejection, a dead letter, a duplicate\n' +
       'projection or 60 s without progress. The live view redraws on a terminal; otherwise it prints a line every 10 s\n' +
       '(to stderr with --exit-when-done, so stdout holds only the JSON line).',
     options: { ...stackOptions, 'demo-events': { type: 'string' }, 'exit-when-done': { type: 'boolean' } },

@@ -157,7 +157,7 @@ export class ConsortiumMonitor {
     this.banks = info.banks.map((b) => ({
       bankId: b.bankId,
       tables: new Map(
-        [TABLES.outbox, TABLES.rejections, TABLES.creditRecordHistory].map((t) => [
+        [TABLES.outbox, TABLES.rejections, TABLES.creditLedger].map((t) => [
           t,
           TableClient.fromConnectionString(b.storageConnectionString, t, { allowInsecureConnection: true }),
         ])
@@ -238,7 +238,7 @@ export class ConsortiumMonitor {
         const [pending, rejections, history, deadLetters] = await Promise.all([
           this.rows(bank, TABLES.outbox, "RowKey ge 'p_' and RowKey lt 'p`'", ['RowKey']),
           this.rows(bank, TABLES.rejections, undefined, ['RowKey']),
-          this.rows<{ eventId: string }>(bank, TABLES.creditRecordHistory, undefined, ['eventId']),
+          this.rows<{ eventId: string }>(bank, TABLES.creditLedger, "kind eq 'history'", ['eventId']),
           bank.deadLetters.count().catch(() => 0),
         ]);
         const counts = new Map<string, number>();
@@ -402,7 +402,7 @@ export async function runDemo(
           deadLetters: dead,
           seconds: Math.round((Date.now() - started) / 100) / 10,
           latencyMs: { p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99) },
-          latencyMeasured: `enqueue (when Service Bus acknowledged the event's batch) to the first poll (every ${options.pollMs ?? 500} ms) that finds the record in another bank's CreditRecordHistory table`,
+          latencyMeasured: `enqueue (when Service Bus acknowledged the event's batch) to the first poll (every ${options.pollMs ?? 500} ms) that finds the record in another bank's CreditLedger history rows`,
         };
       }
       if (pairs > progress) {

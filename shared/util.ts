@@ -16,3 +16,15 @@ export async function forEachLimit<T>(
   };
   await Promise.all(Array.from({ length: limit }, worker));
 }
+
+/** Items grouped by key, groups and items in the order first seen. */
+export function groupBy<T>(items: Iterable<T>, keyOf: (item: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const key = keyOf(item);
+    const group = groups.get(key);
+    if (group) group.push(item);
+    else groups.set(key, [item]);
+  }
+  return groups;
+}

@@ -1,7 +1,8 @@
 import { toBeHex } from 'ethers';
 import type { Chain } from '../chain/provider';
 import { bankIdToBytes32, connectRegistry } from '../chain/registry';
-import { odata, TABLES, type TableStore } from '../storage/tables';
+import { CreditLedger } from '../storage/credit-ledger';
+import type { TableStore } from '../storage/tables';
 import { readWatcherStatus } from '../watch/state';
 
 /** A subject reference as the chain holds it: bytes32 hex, the keyed-HMAC pseudonym (never a raw identifier). */
@@ -89,22 +90,14 @@ export class CreditRecordReader {
     subjectRef: string,
     options: { verify?: boolean; history?: boolean } = {}
   ): Promise<SubjectRecords | undefined> {
-    const records = await this.rows(TABLES.creditRecords, subjectRef);
+    // One range query: the subject's current rows, and its history rows when asked for.
+    const rows = await new CreditLedger(this.tables).subject(subjectRef, { history: options.history });
+    const records = rows.filter((r) => r.kind === 'record');
     if (records.length === 0) return undefined;
     const result: SubjectRecords = { subjectRef, records: records.map(viewOf) };
     if (options.verify) await this.verify(result);
-    if (options.history) result.history = (await this.rows(TABLES.creditRecordHistory, subjectRef)).map(viewOf);
+    if (options.history) result.history = rows.filter((r) => r.kind === 'history').map(viewOf);
     return result;
-  }
-
-  private async rows(table: typeof TABLES.creditRecords | typeof TABLES.creditRecordHistory, subjectRef: string) {
-    const client = await this.tables.table(table);
-    const rows: Record<string, unknown>[] = [];
-    const query = client.listEntities<Record<string, unknown>>({
-      queryOptions: { filter: `PartitionKey eq ${odata(subjectRef)}` },
-    });
-    for await (const row of query) rows.push(row);
-    return rows;
   }
 
   /**

@@ -2,14 +2,14 @@ import { RestError } from '@azure/core-rest-pipeline';
 import { TableClient, type TableEntity, type TransactionAction } from '@azure/data-tables';
 import type { TokenCredential } from '@azure/core-auth';
 import type { StorageConfig } from '../config';
+import { groupBy } from '../util';
 
 /** Every table the app owns, in this bank's storage account. */
 export const TABLES = {
   outbox: 'Outbox',
   batches: 'Batches',
   rejections: 'Rejections',
-  creditRecords: 'CreditRecords',
-  creditRecordHistory: 'CreditRecordHistory',
+  creditLedger: 'CreditLedger',
   members: 'ConsortiumMembers',
   watcher: 'WatcherState',
   ops: 'OpsState',
@@ -68,13 +68,7 @@ export const MAX_TRANSACTION_ACTIONS = 100;
  * (upserts, deletes of what may already be gone) and can simply retry the whole call.
  */
 export async function submitGrouped(table: TableClient, actions: TransactionAction[]): Promise<number> {
-  const byPartition = new Map<string, TransactionAction[]>();
-  for (const action of actions) {
-    const key = (action[1] as TableEntity).partitionKey;
-    const list = byPartition.get(key) ?? [];
-    list.push(action);
-    byPartition.set(key, list);
-  }
+  const byPartition = groupBy(actions, partitionOf);
   let transactions = 0;
   for (const list of byPartition.values()) {
     for (let i = 0; i < list.length; i += MAX_TRANSACTION_ACTIONS) {
@@ -83,6 +77,20 @@ export async function submitGrouped(table: TableClient, actions: TransactionActi
     }
   }
   return transactions;
+}
+
+export const partitionOf = (action: TransactionAction): string => (action[1] as TableEntity).partitionKey;
+
+export type Row = Record<string, unknown> & { partitionKey: string; rowKey: string };
+
+/** Every row of `table` matching `filter` (all rows without one); only the keys and `select` when that is given. */
+export async function listRows(table: TableClient, filter?: string, select?: string[]): Promise<Row[]> {
+  const rows: Row[] = [];
+  const query = table.listEntities<Record<string, unknown>>({
+    queryOptions: { filter, ...(select ? { select: ['PartitionKey', 'RowKey', ...select] } : {}) },
+  });
+  for await (const row of query) rows.push(row as Row);
+  return rows;
 }
 
 /** Escapes a string for an OData filter literal. */

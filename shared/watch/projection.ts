@@ -1,23 +1,22 @@
-import type { TableClient, TableEntity, TransactionAction } from '@azure/data-tables';
+import type { TableClient, TransactionAction } from '@azure/data-tables';
 import { toBeHex } from 'ethers';
 import type { Chain } from '../chain/provider';
 import { describeSkipReason, sequenceOf } from '../chain/registry';
 import { decodeRecord } from '../domain/record-codec';
 import { Batches } from '../storage/batches';
 import { Outbox, type OnChainOutcome } from '../storage/outbox';
-import { isConflict, isNotFound, odata, TABLES, type TableStore } from '../storage/tables';
+import { CreditLedger, positionKey } from '../storage/credit-ledger';
+import { isNotFound, listRows, odata, submitGrouped, TABLES, type Row, type TableStore } from '../storage/tables';
 import type { Telemetry } from '../telemetry';
 import type { RegistryEvent } from './events';
 import type { BlockJournal, StoredBlock } from './state';
 import { forEachLimit } from '../util';
-import { listKeys, PARTITION_CONCURRENCY, submitPartitions } from './table-writes';
 import { WATCH_METRICS } from './telemetry-names';
 
 /**
  * The projections, written only from chain logs and always idempotently, so any range can be replayed:
  *
- *   CreditRecords        PK subjectRef  RK bankId                   the current record per subject × bank
- *   CreditRecordHistory  PK subjectRef  RK inverted (block, log)    every applied update, newest first
+ *   CreditLedger         current record per subject × bank and every applied update (storage/credit-ledger.ts)
  *   ConsortiumMembers    PK 'members'   RK address (lowercase)      bankId, active, added/removed block
  *                        PK 'events'    RK inverted (block, log)    the membership events the rows derive from
  *
@@ -25,18 +24,11 @@ import { WATCH_METRICS } from './telemetry-names';
  * the data word as hex). Rows hold nothing time-dependent, so a replay writes byte-identical rows.
  */
 
-const MAX_BLOCK = 999_999_999_999_999;
-const MAX_LOG = 9_999_999_999;
-/** Inverted so that a partition lists newest first. */
-export const positionKey = (blockNumber: number, logIndex: number): string =>
-  `${String(MAX_BLOCK - blockNumber).padStart(15, '0')}-${String(MAX_LOG - logIndex).padStart(10, '0')}`;
-
 const MEMBERS = 'members';
 const MEMBER_EVENTS = 'events';
 
 type UpdatedEvent = Extract<RegistryEvent, { kind: 'updated' }>;
 type MemberEvent = Extract<RegistryEvent, { kind: 'memberAdded' | 'memberRemoved' }>;
-type Row = Record<string, unknown> & { partitionKey: string; rowKey: string };
 
 /** The fields of a record or history row: provenance plus the decoded record word. */
 export function recordFields(event: UpdatedEvent): Record<string, unknown> {
@@ -71,12 +63,6 @@ export function recordFields(event: UpdatedEvent): Record<string, unknown> {
   return fields;
 }
 
-/** A row's own fields, without the table's keys and system properties. */
-function fieldsOf(row: Record<string, unknown>): Record<string, unknown> {
-  const { partitionKey: _p, rowKey: _r, etag: _e, timestamp: _t, ...fields } = row;
-  return fields;
-}
-
 export interface OwnTx {
   signer: string;
   nonce: number;
@@ -85,6 +71,7 @@ export interface OwnTx {
 export class Projector {
   private readonly outbox: Outbox;
   private readonly batches: Batches;
+  private readonly ledger: CreditLedger;
 
   constructor(
     private readonly tables: TableStore,
@@ -95,6 +82,7 @@ export class Projector {
   ) {
     this.outbox = new Outbox(tables);
     this.batches = new Batches(tables);
+    this.ledger = new CreditLedger(tables);
   }
 
   private isOwn(event: RegistryEvent): event is Extract<RegistryEvent, { kind: 'updated' | 'skipped' }> {
@@ -145,52 +133,22 @@ export class Projector {
   }
 
   private async applyUpdates(updates: UpdatedEvent[]): Promise<void> {
-    if (updates.length === 0) return;
-    const [history, records] = await Promise.all([
-      this.tables.table(TABLES.creditRecordHistory),
-      this.tables.table(TABLES.creditRecords),
-    ]);
-    const bySubject = new Map<string, UpdatedEvent[]>();
-    for (const u of updates) bySubject.set(u.subjectRef, [...(bySubject.get(u.subjectRef) ?? []), u]);
-    await submitPartitions(
-      history,
-      updates.map((u) => [
-        'upsert',
-        { partitionKey: u.subjectRef, rowKey: positionKey(u.at.blockNumber, u.at.logIndex), ...recordFields(u) },
-        'Replace',
-      ])
+    await this.ledger.apply(
+      updates.map((u) => ({
+        subjectRef: u.subjectRef,
+        bankId: u.bankId,
+        blockNumber: u.at.blockNumber,
+        logIndex: u.at.logIndex,
+        fields: recordFields(u),
+      }))
     );
-    // History first: a crash in between leaves history ahead of the current row, which a replay completes.
-    await forEachLimit(bySubject, PARTITION_CONCURRENCY, async ([subjectRef, list]) => {
-      const newest = new Map<string, UpdatedEvent>();
-      for (const u of list) newest.set(u.bankId, u); // chain order: the last one per bank is the newest
-      // Fast path: a subject × bank without a row has nothing newer to protect, so creating the rows is safe and
-      // costs one request instead of a read and a write. A conflict (some row exists) changes nothing: compare.
-      const created = [...newest.values()].map((u): TransactionAction => [
-        'create',
-        { partitionKey: subjectRef, rowKey: u.bankId, ...recordFields(u) },
-      ]);
-      if (await createAll(records, created)) return;
-      const stored = new Map<string, bigint>();
-      const query = records.listEntities<{ sequence: string }>({
-        queryOptions: { filter: `PartitionKey eq ${odata(subjectRef)}`, select: ['RowKey', 'sequence'] },
-      });
-      for await (const row of query) stored.set(row.rowKey!, BigInt(row.sequence));
-      const actions: TransactionAction[] = [];
-      for (const [bankId, u] of newest) {
-        // Never replace a newer record with an older one; an equal sequence is this very log again.
-        if ((stored.get(bankId) ?? -1n) >= sequenceOf(u.data)) continue;
-        actions.push(['upsert', { partitionKey: subjectRef, rowKey: bankId, ...recordFields(u) }, 'Replace']);
-      }
-      await submitPartitions(records, actions);
-    });
   }
 
   private async applyMembership(events: RegistryEvent[]): Promise<void> {
     const changes = events.filter((e): e is MemberEvent => e.kind === 'memberAdded' || e.kind === 'memberRemoved');
     if (changes.length === 0) return;
     const members = await this.tables.table(TABLES.members);
-    await submitPartitions(
+    await submitTolerant(
       members,
       changes.map((e) => [
         'upsert',
@@ -244,20 +202,16 @@ export class Projector {
     );
   }
 
-  /** Takes back what orphaned blocks wrote (journals from the reorg window), newest block first. */
-  async undo(blocks: StoredBlock[]): Promise<void> {
-    const history: TransactionAction[] = [];
+  /** Takes back what orphaned blocks (above `ancestor`, journals from the reorg window) wrote. */
+  async undo(blocks: StoredBlock[], ancestor: number): Promise<void> {
+    const pairs: [string, string][] = [];
     const memberEvents: TransactionAction[] = [];
-    const pairs = new Map<string, [string, string]>();
     const addresses: string[] = [];
     const ownEvents: string[] = [];
     const ownTxs: [string, number][] = [];
     for (const { number, journal } of blocks) {
       if (!journal) continue;
-      for (const [subjectRef, bankId, logIndex] of journal.updates) {
-        history.push(['delete', { partitionKey: subjectRef, rowKey: positionKey(number, logIndex) }]);
-        pairs.set(`${subjectRef}/${bankId}`, [subjectRef, bankId]);
-      }
+      for (const [subjectRef, bankId] of journal.updates) pairs.push([subjectRef, bankId]);
       for (const [address, logIndex] of journal.members) {
         memberEvents.push(['delete', { partitionKey: MEMBER_EVENTS, rowKey: positionKey(number, logIndex) }]);
         addresses.push(address);
@@ -265,9 +219,8 @@ export class Projector {
       ownEvents.push(...journal.ownEvents);
       ownTxs.push(...journal.ownTxs);
     }
-    await submitPartitions(await this.tables.table(TABLES.creditRecordHistory), history);
-    await this.recomputeRecords([...pairs.values()]);
-    await submitPartitions(await this.tables.table(TABLES.members), memberEvents);
+    await this.ledger.rollBack(pairs, ancestor);
+    await submitTolerant(await this.tables.table(TABLES.members), memberEvents);
     await this.recomputeMembers(addresses);
     if (ownEvents.length > 0) await this.outbox.markOrphaned(ownEvents);
     for (const [signer, nonce] of ownTxs) await this.batches.markOrphaned(signer, nonce);
@@ -275,48 +228,18 @@ export class Projector {
 
   /** Removes everything projected from block `fromBlock` on (everything when at or below the first block). */
   async clearFrom(fromBlock: number): Promise<void> {
-    const [history, records, members] = await Promise.all([
-      this.tables.table(TABLES.creditRecordHistory),
-      this.tables.table(TABLES.creditRecords),
-      this.tables.table(TABLES.members),
-    ]);
-    if (fromBlock <= 0) {
-      for (const table of [history, records, members]) await deleteRows(table, await listKeys(table));
-      return;
-    }
-    const since = `blockNumber ge ${fromBlock}`;
-    const orphanedHistory = await listKeys(history, since, ['bankId']);
-    await deleteRows(history, orphanedHistory);
-    const pairs = new Map(orphanedHistory.map((r) => [`${r.partitionKey}/${String(r.bankId)}`, r]));
-    await this.recomputeRecords([...pairs.values()].map((r) => [r.partitionKey, String(r.bankId)]));
-    const memberEventRows = await listKeys(members, `PartitionKey eq '${MEMBER_EVENTS}' and ${since}`, ['address']);
-    await deleteRows(members, memberEventRows);
-    await this.recomputeMembers(memberEventRows.map((r) => String(r.address)));
-  }
-
-  /** Sets each (subject, bank) record to its newest remaining history row, or deletes it when none is left. */
-  private async recomputeRecords(pairs: [string, string][]): Promise<void> {
-    const [history, records] = await Promise.all([
-      this.tables.table(TABLES.creditRecordHistory),
-      this.tables.table(TABLES.creditRecords),
-    ]);
-    await forEachLimit(pairs, PARTITION_CONCURRENCY, async ([subjectRef, bankId]) => {
-      let newest: Record<string, unknown> | undefined;
-      const query = history.listEntities<Record<string, unknown>>({
-        queryOptions: { filter: `PartitionKey eq ${odata(subjectRef)} and bankId eq ${odata(bankId)}` },
-      });
-      for await (const row of query) {
-        newest = row; // history lists newest first
-        break;
-      }
-      if (newest) {
-        await records.upsertEntity({ partitionKey: subjectRef, rowKey: bankId, ...fieldsOf(newest) }, 'Replace');
-      } else {
-        await records.deleteEntity(subjectRef, bankId).catch((err) => {
-          if (!isNotFound(err)) throw err;
-        });
-      }
-    });
+    await this.ledger.clearFrom(fromBlock);
+    const members = await this.tables.table(TABLES.members);
+    const rows = await listRows(
+      members,
+      fromBlock <= 0 ? undefined : `PartitionKey eq '${MEMBER_EVENTS}' and blockNumber ge ${fromBlock}`,
+      ['address']
+    );
+    await submitTolerant(
+      members,
+      rows.map((r) => ['delete', { partitionKey: r.partitionKey, rowKey: r.rowKey }])
+    );
+    if (fromBlock > 0) await this.recomputeMembers(rows.map((r) => String(r.address)));
   }
 
   /** Derives each member row from its membership events: the newest decides whether it is active. */
@@ -366,21 +289,16 @@ function outcomeOf(event: Extract<RegistryEvent, { kind: 'updated' | 'skipped' }
   };
 }
 
-/** Creates every row (one partition) or none: false when one exists already (409), so nothing was written. */
-async function createAll(table: TableClient, actions: TransactionAction[]): Promise<boolean> {
+/** submitGrouped, where a transaction failing because a row it deletes is gone (a retried undo) goes row by row. */
+async function submitTolerant(table: TableClient, actions: TransactionAction[]): Promise<void> {
   try {
-    if (actions.length === 1) await table.createEntity((actions[0] as ['create', TableEntity])[1]);
-    else await table.submitTransaction(actions);
-    return true;
+    await submitGrouped(table, actions);
   } catch (err) {
-    if (isConflict(err) || (err as { code?: string }).code === 'EntityAlreadyExists') return false;
-    throw err;
+    if (!isNotFound(err) || actions.some(([kind]) => kind !== 'delete')) throw err;
+    for (const [, entity] of actions) {
+      await table.deleteEntity(entity.partitionKey, entity.rowKey).catch((inner) => {
+        if (!isNotFound(inner)) throw inner;
+      });
+    }
   }
-}
-
-async function deleteRows(table: TableClient, rows: { partitionKey: string; rowKey: string }[]): Promise<void> {
-  await submitPartitions(
-    table,
-    rows.map((r) => ['delete', { partitionKey: r.partitionKey, rowKey: r.rowKey }])
-  );
 }

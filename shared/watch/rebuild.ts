@@ -2,7 +2,7 @@ import { Batches } from '../storage/batches';
 import { Outbox } from '../storage/outbox';
 import { reconcileAfterRebuild } from '../submit/reconcile';
 import { Projector } from './projection';
-import { CheckpointConflictError, WatcherStateStore } from './state';
+import { CheckpointConflictError, PROJECTION_LAYOUT, WatcherStateStore } from './state';
 import { Watcher, type WatchDeps, type WatchProgress, type WatchRunResult, type WatchSettings } from './watcher';
 
 export interface RebuildOptions {
@@ -50,6 +50,7 @@ export async function rebuildProjections(
         halted: false,
         haltedReason: '',
         haltedAt: '',
+        layout: PROJECTION_LAYOUT,
       });
       break;
     } catch (err) {

@@ -18,6 +18,13 @@ import { forEachLimit } from '../util';
  *                                   plus the undo journal: what the block's logs wrote, to take back if orphaned
  */
 const CHECKPOINT = { partitionKey: 'watcher', rowKey: 'checkpoint' } as const;
+
+/**
+ * The table layout the projections are written in: 1 was CreditRecords + CreditRecordHistory (a partition per
+ * subject), 2 is CreditLedger (256 buckets). A checkpoint of an older layout makes the watcher replay from the
+ * deploy block into the new one (docs/read-api.md, "Migrating from layout 1").
+ */
+export const PROJECTION_LAYOUT = 2;
 const BLOCKS = 'blocks';
 const blockKey = (n: number): string => String(n).padStart(15, '0');
 
@@ -35,13 +42,15 @@ export interface Checkpoint {
   haltedReason: string;
   haltedAt: string;
   updatedAt: string;
+  /** The layout the projected rows are in (PROJECTION_LAYOUT). */
+  layout: number;
   /** Table ETag of the row as read; undefined before the row exists. */
   etag?: string;
 }
 
 /** What a block's logs wrote, so a reorg can take exactly that back. */
 export interface BlockJournal {
-  /** CreditRecordHistory rows: [subjectRef, bankId, logIndex]. */
+  /** Record updates applied: [subjectRef, bankId, logIndex]. */
   updates: [string, string, number][];
   /** Member addresses with an event in the block (their event rows are keyed by position). */
   members: [string, number][];
@@ -101,6 +110,7 @@ export class WatcherStateStore {
         haltedReason: e.haltedReason ?? '',
         haltedAt: e.haltedAt ?? '',
         updatedAt: e.updatedAt ?? '',
+        layout: e.layout ?? 1,
         etag: e.etag,
       };
     } catch (err) {
@@ -116,6 +126,7 @@ export class WatcherStateStore {
         haltedReason: '',
         haltedAt: '',
         updatedAt: '',
+        layout: PROJECTION_LAYOUT,
       };
     }
   }

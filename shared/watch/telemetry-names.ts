@@ -23,6 +23,8 @@ export const WATCH_EVENTS = {
   reorgDetected: 'ReorgDetected',
   /** The watcher stopped: a reorg deeper than its window (property: reason). Sent on every run until rebuilt. */
   watcherHalted: 'WatcherHalted',
+  /** Projections in an older table layout: the watcher replays from the deploy block (properties: from, to, replayFromBlock). */
+  projectionLayoutChanged: 'ProjectionLayoutChanged',
 } as const;
 
 /**
@@ -80,5 +82,13 @@ export const WATCH_NAMES: TelemetryName[] = [
     '—',
     ['reason'],
     'the watcher stopped: a reorg deeper than its window'
+  ),
+  telemetryName(
+    'watch',
+    WATCH_EVENTS.projectionLayoutChanged,
+    'event',
+    '—',
+    ['from', 'to', 'replayFromBlock'],
+    'projections in an older table layout: replaying from the deploy block into the new one'
   ),
 ];

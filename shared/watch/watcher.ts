@@ -8,6 +8,7 @@ import { isRangeRefusal, LogRangeSizer } from './log-range';
 import { Projector } from './projection';
 import {
   CheckpointConflictError,
+  PROJECTION_LAYOUT,
   WatcherStateStore,
   type BlockJournal,
   type Checkpoint,
@@ -120,6 +121,7 @@ export class Watcher {
   async run(options: { onProgress?: (progress: WatchProgress) => void } = {}): Promise<WatchRunResult> {
     let checkpoint = await this.state.readCheckpoint(this.settings.fromBlock);
     if (checkpoint.halted) throw this.halted(checkpoint.haltedReason);
+    if (checkpoint.layout !== PROJECTION_LAYOUT) checkpoint = await this.restartInNewLayout(checkpoint);
     const result: WatchRunResult = {
       outcome: 'up-to-date',
       checkpointBlock: checkpoint.block,
@@ -229,6 +231,27 @@ export class Watcher {
     return false;
   }
 
+  /**
+   * Projections written by an older version in an older table layout: replay the chain from the deploy block into
+   * the current layout (the old tables are left for downstream readers to move off). Settling this bank's own rows
+   * again is idempotent, so the replay is a catch-up like any other.
+   */
+  private async restartInNewLayout(checkpoint: Checkpoint): Promise<Checkpoint> {
+    this.deps.telemetry.event(WATCH_EVENTS.projectionLayoutChanged, {
+      from: String(checkpoint.layout),
+      to: String(PROJECTION_LAYOUT),
+      replayFromBlock: String(this.settings.fromBlock),
+    });
+    await this.state.deleteBlocks({});
+    return this.state.writeCheckpoint(checkpoint, {
+      ...checkpoint,
+      block: this.settings.fromBlock - 1,
+      hash: '',
+      blockTime: 0,
+      layout: PROJECTION_LAYOUT,
+    });
+  }
+
   /** Keeps the status row's head and lag current when there was nothing to project. */
   private recordHead(checkpoint: Checkpoint, head: number): Promise<Checkpoint> {
     return this.state.writeCheckpoint(checkpoint, {
@@ -301,7 +324,7 @@ export class Watcher {
     );
     this.deps.telemetry.metric(WATCH_METRICS.reorgs, 1, { depth: String(depth) });
     this.deps.telemetry.metric(WATCH_METRICS.reorgDepth, depth);
-    await this.projector.undo(await this.state.blocks({ journals: true, above: ancestor!.number }));
+    await this.projector.undo(await this.state.blocks({ journals: true, above: ancestor!.number }), ancestor!.number);
     const back = ancestor!.number < checkpoint.block;
     const next = await this.state.writeCheckpoint(checkpoint, {
       ...checkpoint,

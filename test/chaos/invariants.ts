@@ -5,7 +5,7 @@ import { Batches } from '../../shared/storage/batches';
 import { Outbox } from '../../shared/storage/outbox';
 import { TABLES, type TableStore } from '../../shared/storage/tables';
 import { noncePlan } from '../../shared/submit/reconcile';
-import { positionKey } from '../../shared/watch/projection';
+import { historyKey, recordKey } from '../../shared/storage/credit-ledger';
 import { readWatcherStatus } from '../../shared/watch/state';
 import { CHAOS_CHAIN, UNCONFIRMED_AGE_SECONDS, type ChaosConsortium, type Published } from './harness';
 
@@ -138,19 +138,16 @@ export async function tablesAgainstChain(
   const newest = new Map<string, ChainLog>();
   for (const u of updates.sort((a, b) => a.blockNumber - b.blockNumber || a.logIndex - b.logIndex))
     newest.set(`${u.subjectRef}/${u.bankId}`, u);
-  const records = await rows(tables, TABLES.creditRecords);
-  const history = await rows(tables, TABLES.creditRecordHistory);
-  const expectHistory = new Set(
-    updates.map((u) => `${u.subjectRef}/${positionKey(u.blockNumber, u.logIndex)}/${u.eventId}`)
-  );
-  const haveHistory = new Set(history.map((r) => `${r.partitionKey}/${r.rowKey}/${String(r.eventId)}`));
-  const expectRecords = new Set([...newest.values()].map((u) => `${u.subjectRef}/${u.bankId}/${u.eventId}`));
-  const haveRecords = new Set(records.map((r) => `${r.partitionKey}/${r.rowKey}/${String(r.eventId)}`));
-  problems.push(...difference(`${bankId} CreditRecordHistory`, expectHistory, haveHistory));
-  for (const u of updates)
-    if (!haveHistory.has(`${u.subjectRef}/${positionKey(u.blockNumber, u.logIndex)}/${u.eventId}`))
-      stuck.add(u.eventId);
-  problems.push(...difference(`${bankId} CreditRecords`, expectRecords, haveRecords));
+  const ledger = await rows(tables, TABLES.creditLedger);
+  const keyOf = (rowKey: string, eventId: unknown): string => `${rowKey}/${String(eventId)}`;
+  const historyOf = (u: ChainLog): string => keyOf(historyKey(u.subjectRef, u.blockNumber, u.logIndex), u.eventId);
+  const expectHistory = new Set(updates.map(historyOf));
+  const haveHistory = new Set(ledger.filter((r) => r.kind === 'history').map((r) => keyOf(r.rowKey, r.eventId)));
+  const expectRecords = new Set([...newest.values()].map((u) => keyOf(recordKey(u.subjectRef, u.bankId), u.eventId)));
+  const haveRecords = new Set(ledger.filter((r) => r.kind === 'record').map((r) => keyOf(r.rowKey, r.eventId)));
+  problems.push(...difference(`${bankId} CreditLedger history`, expectHistory, haveHistory));
+  for (const u of updates) if (!haveHistory.has(historyOf(u))) stuck.add(u.eventId);
+  problems.push(...difference(`${bankId} CreditLedger records`, expectRecords, haveRecords));
   const members = (await rows(tables, TABLES.members)).filter((r) => r.partitionKey === 'members' && r.active === true);
   problems.push(...difference(`${bankId} ConsortiumMembers`, view.members, new Set(members.map((r) => r.rowKey))));
 

@@ -4,6 +4,7 @@ import { spawnFunctionHost, type RunningHost } from '../../local/host/spawn';
 import { bankSettings, startStack, type Stack } from '../../local/stack/stack';
 import { subjectRef } from '../../shared/domain/pseudonymize';
 import { TABLES, TableStore } from '../../shared/storage/tables';
+import { bucketOf, recordKey } from '../../shared/storage/credit-ledger';
 import {
   creditRecord,
   deployTestConsortium,
@@ -114,10 +115,11 @@ describe('read API', () => {
     expect(ok.verified).toBe(true);
     expect(ok.records.every((r) => r.verification.matches)).toBe(true);
 
-    const records = await tables.table(TABLES.creditRecords);
-    const row = await records.getEntity<{ data: string }>(shared, 'BANK-B');
+    const records = await tables.table(TABLES.creditLedger);
+    const key = { partitionKey: bucketOf(shared), rowKey: recordKey(shared, 'BANK-B') };
+    const row = await records.getEntity<{ data: string }>(key.partitionKey, key.rowKey);
     const forged = `${row.data.slice(0, -8)}deadbeef`;
-    await records.updateEntity({ partitionKey: shared, rowKey: 'BANK-B', data: forged }, 'Merge');
+    await records.updateEntity({ ...key, data: forged }, 'Merge');
     const tampered = (await (await get(`credit-records/${shared}?verify=true`)).json()) as {
       verified: boolean;
       records: { bankId: string; verification: { matches: boolean; chainData: string } }[];

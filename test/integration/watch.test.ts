@@ -1,8 +1,9 @@
 import { Batches } from '../../shared/storage/batches';
 import { Outbox } from '../../shared/storage/outbox';
 import { TABLES } from '../../shared/storage/tables';
+import { bucketOf, CreditLedger, recordKey } from '../../shared/storage/credit-ledger';
 import { rebuildProjections } from '../../shared/watch/rebuild';
-import { readWatcherStatus, WatcherStateStore } from '../../shared/watch/state';
+import { PROJECTION_LAYOUT, readWatcherStatus, WatcherStateStore } from '../../shared/watch/state';
 import { WATCH_EVENTS, WATCH_METRICS } from '../../shared/watch/telemetry-names';
 import { WatcherHaltedError } from '../../shared/watch/watcher';
 import {
@@ -77,8 +78,8 @@ describe('watch', () => {
       expect(resultA).toMatchObject({ outcome: 'projected', records: 3, reorgDepth: 0 });
 
       for (const tables of [tablesA, storeFor(chain, 'bankb')]) {
-        const records = await tables.table(TABLES.creditRecords);
-        const fromA = await records.getEntity<Record<string, unknown>>(shared, 'BANK-A');
+        const records = await tables.table(TABLES.creditLedger);
+        const fromA = await records.getEntity<Record<string, unknown>>(bucketOf(shared), recordKey(shared, 'BANK-A'));
         expect(fromA).toMatchObject({
           subjectRef: shared,
           bankId: 'BANK-A',
@@ -95,14 +96,17 @@ describe('watch', () => {
           data: `0x${a1.data.toString(16).padStart(64, '0')}`,
           asOf: new Date((1_767_225_600 + 1) * 1000).toISOString(),
         });
-        expect(await records.getEntity(shared, 'BANK-B')).toMatchObject({
+        expect(await records.getEntity(bucketOf(shared), recordKey(shared, 'BANK-B'))).toMatchObject({
           bankId: 'BANK-B',
           sequence: '3',
           score: 720,
           txHash: receiptB.hash,
           eventId: b1.uuid,
         });
-        expect(await records.getEntity(onlyA, 'BANK-A')).toMatchObject({ logIndex: 1, txHash: receiptA.hash });
+        expect(await records.getEntity(bucketOf(onlyA), recordKey(onlyA, 'BANK-A'))).toMatchObject({
+          logIndex: 1,
+          txHash: receiptA.hash,
+        });
         const members = await tables.table(TABLES.members);
         expect(await members.getEntity('members', chain.wallets['BANK-B'].address.toLowerCase())).toMatchObject({
           bankId: 'BANK-B',
@@ -197,7 +201,11 @@ describe('watch', () => {
       await submit(chain, 'BANK-B', [creditRecord(s, 1n, 610)]);
       await mine(chain.provider, 3);
       await a.watcher.run(); // projects both records: they are 3+ blocks deep
-      expect(await (await tables.table(TABLES.creditRecords)).getEntity(s, 'BANK-A')).toMatchObject({ score: 500 });
+      expect(
+        await (await tables.table(TABLES.creditLedger)).getEntity(bucketOf(s), recordKey(s, 'BANK-A'))
+      ).toMatchObject({
+        score: 500,
+      });
       expect(await outbox.get(orphanedA.uuid)).toMatchObject({ status: 'confirmed' });
       await mine(chain.provider, 1);
 
@@ -213,9 +221,12 @@ describe('watch', () => {
       expect(proxy.beforeNextGetLogs).toBeUndefined();
       expect(result.reorgDepth).toBeGreaterThan(2);
 
-      const records = await tables.table(TABLES.creditRecords);
-      await expect(records.getEntity(s, 'BANK-A')).rejects.toMatchObject({ statusCode: 404 });
-      expect(await records.getEntity(s, 'BANK-B')).toMatchObject({ score: 655, eventId: replacement.uuid });
+      const records = await tables.table(TABLES.creditLedger);
+      await expect(records.getEntity(bucketOf(s), recordKey(s, 'BANK-A'))).rejects.toMatchObject({ statusCode: 404 });
+      expect(await records.getEntity(bucketOf(s), recordKey(s, 'BANK-B'))).toMatchObject({
+        score: 655,
+        eventId: replacement.uuid,
+      });
       expect(await outbox.get(orphanedA.uuid)).toMatchObject({ status: 'batched', blockNumber: -1 });
       const reorg = telemetry.events.find((e) => e.name === WATCH_EVENTS.reorgDetected);
       expect(reorg?.measurements?.depth).toBe(result.reorgDepth);
@@ -267,6 +278,41 @@ describe('watch', () => {
       expect(partial.blocks).toBe(partial.checkpointBlock - chain.deployBlock - 3);
       expect(progress.at(-1)).toBe(partial.blocks);
       expect(await dumpProjections(tables)).toEqual(before);
+    } finally {
+      a.chain.destroy();
+    }
+  });
+
+  it('replays from the deploy block into the current table layout when the checkpoint is of an older one', async () => {
+    const tables = storeFor(chain, fresh());
+    const telemetry = recordingTelemetry();
+    const a = watcherFor(tables, chain.anvil.rpcUrl, watchSettings(chain, 'BANK-A'), telemetry);
+    try {
+      await submit(chain, 'BANK-B', [creditRecord(subject(), 1n), creditRecord(subject(), 2n)]);
+      await mine(chain.provider, 2);
+      await a.watcher.run();
+      const projected = await dumpProjections(tables);
+      // What a version before CreditLedger leaves behind: its checkpoint at the head, without a layout, and no
+      // CreditLedger rows (its records are in the old tables).
+      await new CreditLedger(tables).clearFrom(0);
+      const state = await tables.table(TABLES.watcher);
+      const {
+        etag: _e,
+        timestamp: _t,
+        layout: _l,
+        ...old
+      } = await state.getEntity<Record<string, unknown>>('watcher', 'checkpoint');
+      await state.updateEntity(old as { partitionKey: string; rowKey: string }, 'Replace');
+
+      const result = await a.watcher.run();
+      expect(telemetry.events.find((e) => e.name === WATCH_EVENTS.projectionLayoutChanged)?.properties).toEqual({
+        from: '1',
+        to: String(PROJECTION_LAYOUT),
+        replayFromBlock: String(chain.deployBlock),
+      });
+      expect(result.blocks).toBe(result.checkpointBlock - chain.deployBlock + 1);
+      expect(await dumpProjections(tables)).toEqual(projected);
+      expect((await new WatcherStateStore(tables).readCheckpoint(0)).layout).toBe(PROJECTION_LAYOUT);
     } finally {
       a.chain.destroy();
     }

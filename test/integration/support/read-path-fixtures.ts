@@ -181,14 +181,18 @@ export function watcherFor(
   return { watcher: new Watcher({ tables, chain, telemetry }, settings), chain };
 }
 
-/** The full contents of the projection tables, keys included, system properties excluded, in key order. */
+/**
+ * The full contents of the projection tables, keys included, system properties excluded, in key order. Without
+ * the ledger's watermark rows: they say how far each bucket is applied, which a rollback leaves at the rollback's
+ * block where a fresh projection has the bucket's last update.
+ */
 export async function dumpProjections(tables: TableStore): Promise<Record<string, Record<string, unknown>[]>> {
   const dump: Record<string, Record<string, unknown>[]> = {};
-  for (const name of [TABLES.creditRecords, TABLES.creditRecordHistory, TABLES.members]) {
+  for (const name of [TABLES.creditLedger, TABLES.members]) {
     const rows: Record<string, unknown>[] = [];
     for await (const row of (await tables.table(name)).listEntities<Record<string, unknown>>()) {
       const { etag: _e, timestamp: _t, ...fields } = row;
-      rows.push(fields);
+      if (fields.kind !== 'watermark') rows.push(fields);
     }
     dump[name] = rows;
   }
