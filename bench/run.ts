@@ -126,6 +126,9 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
   // A saturation phase that stalled has no sustained throughput: say so rather than print NaN.
   const stalled = !Number.isFinite(report.throughputRecordsPerSec);
   const incomplete = 'incomplete (the saturation phase stalled)';
+  const hostMsPerBank = round(report.cpu.msPerRecord.functionHosts / o.banks, 2);
+  // From the first send until every record is projected at every bank (the phase's end), against the chain's pace.
+  const backlogBound = round((1.25 * sat.records) / capacity + floor, 1);
   report.targets = {
     'sustained ≥ 80% of capacity': {
       target: '≥ 80%',
@@ -144,6 +147,26 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     },
     'latency run p99 ≤ 9 s': { target: '≤ 9 s', measured: `${report.latencyP99Sec} s`, met: report.latencyP99Sec <= 9 },
     'sign calls per record ≤ 0.01': { target: '≤ 0.01', measured: String(signPerRecord), met: signPerRecord <= 0.01 },
+    'table requests per record at one bank ≤ 0.5': {
+      target: '≤ 0.5',
+      measured: String(report.tableRequestsPerRecord ?? 'not counted'),
+      met: report.tableRequestsPerRecord !== null && report.tableRequestsPerRecord <= 0.5,
+    },
+    'host CPU per record per bank ≤ 0.4 ms': {
+      target: '≤ 0.4 ms',
+      measured: `${hostMsPerBank} ms`,
+      met: hostMsPerBank <= 0.4,
+    },
+    'backlog projected at every bank ≤ 1.25 × events / capacity + floor': {
+      target: `≤ ${backlogBound} s`,
+      measured: stalled ? incomplete : `${sat.seconds} s`,
+      met: !stalled && sat.seconds <= backlogBound,
+    },
+    'peak RSS of a host ≤ 256 MiB': {
+      target: '≤ 256 MiB',
+      measured: `${report.peakRssMiB} MiB`,
+      met: report.peakRssMiB <= 256,
+    },
   };
 
   const base = join(o.out, stamp);

@@ -4,7 +4,9 @@ import { redactUrl } from '../redact';
 /**
  * JSON-RPC access to the PoA network through its load balancer first and fallbacks after. Reads go to the
  * first endpoint that answers; a timeout, a network failure or a server error moves on to the next. ethers
- * parses and validates every answer (blocks, logs, receipts), so a malformed RPC answer is an error, not data.
+ * parses and validates answers (blocks, transactions); the two the hot path reads raw for speed, logs and receipts,
+ * are checked field by field where they are read (parseLogs, parseMinedTx). A malformed answer is an error, not
+ * data.
  */
 export interface ChainOptions {
   rpcUrls: string[];

@@ -1,9 +1,9 @@
-import type { Block, Log } from 'ethers';
+import { toQuantity, type Block } from 'ethers';
 import type { Chain } from '../chain/provider';
 import type { Config } from '../config';
 import type { TableStore } from '../storage/tables';
 import type { Telemetry } from '../telemetry';
-import { decodeEvent, WATCHED_TOPICS, type RegistryEvent } from './events';
+import { decodeEvent, parseLogs, WATCHED_TOPICS, type ChainLog, type RegistryEvent } from './events';
 import { isRangeRefusal, LogRangeSizer } from './log-range';
 import { Projector } from './projection';
 import {
@@ -188,7 +188,7 @@ export class Watcher {
       const from = checkpoint.block + 1;
       const to = Math.min(target, from + this.sizer.blocks - 1);
       const endBefore = await this.header(to);
-      let logs: Log[];
+      let logs: ChainLog[];
       try {
         logs = await this.logs(from, to);
       } catch (err) {
@@ -356,10 +356,14 @@ export class Watcher {
     return headers.every((h) => h !== undefined) ? headers : [];
   }
 
-  private logs(from: number, to: number): Promise<Log[]> {
-    return this.deps.chain.read((p) =>
-      p.getLogs({ address: this.settings.registryAddress, topics: [WATCHED_TOPICS], fromBlock: from, toBlock: to })
-    );
+  private async logs(from: number, to: number): Promise<ChainLog[]> {
+    const filter = {
+      address: this.settings.registryAddress,
+      topics: [WATCHED_TOPICS],
+      fromBlock: toQuantity(from),
+      toBlock: toQuantity(to),
+    };
+    return parseLogs(await this.deps.chain.read((p) => p.send('eth_getLogs', [filter])), from, to);
   }
 }
 
@@ -374,7 +378,7 @@ function continuous(
   recent: Header[],
   endBefore: Header,
   end: Header,
-  logs: Log[]
+  logs: ChainLog[]
 ): boolean {
   if (checkpointHash && first.parentHash !== checkpointHash) return false;
   if (endBefore.hash !== end.hash) return false;
