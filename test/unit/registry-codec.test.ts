@@ -1,4 +1,6 @@
-import { Wallet, makeError } from 'ethers';
+import { Wallet, hexlify, makeError, randomBytes } from 'ethers';
+import { bytes16ToEventId } from '../../shared/domain/event-id';
+import { decodeEvent, type ChainLog } from '../../shared/watch/events';
 import {
   SkipReason,
   bankIdToBytes32,
@@ -80,5 +82,64 @@ describe('revert decoding', () => {
     expect(decodeRegistryRevert(new Error('socket hang up'))).toBeUndefined();
     expect(decodeRegistryRevert(callException('0x08c379a0'))).toBeUndefined();
     expect(registryErrorMessage(new Error('socket hang up'))).toBe('socket hang up');
+  });
+});
+
+describe('decodeEvent', () => {
+  const at = { blockNumber: 7, blockHash: `0x${'bb'.repeat(32)}`, transactionHash: `0x${'cc'.repeat(32)}`, index: 3 };
+  const logOf = (name: string, args: unknown[]): ChainLog => {
+    const { topics, data } = registryInterface.encodeEventLog(name, args);
+    return { ...at, topics: topics.map((t) => t.toLowerCase()), data: data.toLowerCase(), removed: false };
+  };
+
+  it("reads CreditRecordUpdated from its ABI layout exactly as ethers' decoder does", () => {
+    for (let i = 0; i < 50; i++) {
+      const subject = hexlify(randomBytes(32));
+      const bankId = i % 5 === 0 ? hexlify(randomBytes(32)) : bankIdToBytes32(`BANK-${i}`); // odd ids kept as hex
+      const eventId = hexlify(randomBytes(16));
+      const data = i === 0 ? 2n ** 256n - 1n : BigInt(hexlify(randomBytes(32)));
+      const log = logOf('CreditRecordUpdated', [subject, bankId, eventId, data]);
+      const reference = registryInterface.parseLog(log)!.args;
+      expect(decodeEvent(log)).toEqual({
+        kind: 'updated',
+        at: { blockNumber: 7, blockHash: at.blockHash, txHash: at.transactionHash, logIndex: 3 },
+        subjectRef: String(reference.subject).toLowerCase(),
+        bankId: i % 5 === 0 ? bankId.toLowerCase() : `BANK-${i}`,
+        eventId: bytes16ToEventId(String(reference.eventId)),
+        data: reference.data as bigint,
+      });
+    }
+  });
+
+  it('refuses a CreditRecordUpdated log of another shape, naming the log', () => {
+    const log = logOf('CreditRecordUpdated', [
+      hexlify(randomBytes(32)),
+      bankIdToBytes32('BANK-A'),
+      hexlify(randomBytes(16)),
+      1n,
+    ]);
+    expect(() => decodeEvent({ ...log, data: log.data.slice(0, 66) })).toThrow(
+      `log 3 of ${at.transactionHash}: CreditRecordUpdated with 3 topics and 32 bytes of data (3 topics and 64 bytes expected)`
+    );
+    expect(() => decodeEvent({ ...log, topics: log.topics.slice(0, 2) })).toThrow(/with 2 topics/);
+  });
+
+  it('decodes the other watched events and ignores the rest', () => {
+    const member = Wallet.createRandom().address;
+    expect(decodeEvent(logOf('MemberAdded', [member, bankIdToBytes32('BANK-B')]))).toMatchObject({
+      kind: 'memberAdded',
+      address: member,
+      bankId: 'BANK-B',
+    });
+    const skipped = logOf('CreditRecordSkipped', [
+      hexlify(randomBytes(32)),
+      bankIdToBytes32('BANK-B'),
+      hexlify(randomBytes(16)),
+      4n,
+      5n,
+      2,
+    ]);
+    expect(decodeEvent(skipped)).toMatchObject({ kind: 'skipped', bankId: 'BANK-B', sequence: 4n, reason: 2 });
+    expect(decodeEvent(logOf('AdminChanged', [member, member]))).toBeUndefined();
   });
 });
