@@ -363,7 +363,8 @@ export class Watcher {
       fromBlock: toQuantity(from),
       toBlock: toQuantity(to),
     };
-    return parseLogs(await this.deps.chain.read((p) => p.send('eth_getLogs', [filter])), from, to);
+    const answer: unknown = await this.deps.chain.read((p) => p.send('eth_getLogs', [filter]));
+    return parseLogs(answer, { address: this.settings.registryAddress, from, to });
   }
 }
 

@@ -34,7 +34,7 @@ describe('parseMinedTx', () => {
   });
 });
 
-/** The watcher reads eth_getLogs raw; every field it uses is checked, and a log outside the range is refused. */
+/** The watcher reads eth_getLogs raw; every field it uses is checked, and a log of another contract or block is refused. */
 describe('parseLogs', () => {
   const hash = (byte: string): string => `0x${byte.repeat(32)}`;
   const log = {
@@ -47,9 +47,10 @@ describe('parseLogs', () => {
     data: '0x0001',
     removed: false,
   };
+  const asked = { address: '0x5FbDB2315678afecb367f032d93F642f64180aa3', from: 10, to: 12 };
 
   it('takes the fields the watcher uses, hashes in lower case', () => {
-    expect(parseLogs([log], 10, 12)).toEqual([
+    expect(parseLogs([log], asked)).toEqual([
       {
         blockNumber: 10,
         blockHash: hash('ab'),
@@ -60,17 +61,20 @@ describe('parseLogs', () => {
         removed: false,
       },
     ]);
-    expect(parseLogs([{ ...log, removed: true }], 10, 10)[0]!.removed).toBe(true);
-    expect(parseLogs([], 10, 12)).toEqual([]);
+    expect(parseLogs([{ ...log, removed: true }], { ...asked, to: 10 })[0]!.removed).toBe(true);
+    expect(parseLogs([], asked)).toEqual([]);
   });
 
   it('refuses an answer it cannot trust, naming the log and the field', () => {
     const bad =
       (answer: unknown): (() => unknown) =>
       () =>
-        parseLogs(answer, 10, 12);
+        parseLogs(answer, asked);
     expect(bad({})).toThrow('invalid eth_getLogs answer for blocks 10–12: not an array');
     expect(bad([log, null])).toThrow(/log 1 is not an object/);
+    expect(bad([{ ...log, address: '0x0000000000000000000000000000000000000001' }])).toThrow(
+      'log 0 is from 0x0000000000000000000000000000000000000001, not 0x5FbDB2315678afecb367f032d93F642f64180aa3'
+    );
     expect(bad([{ ...log, blockNumber: '0x9' }])).toThrow(/log 0 is from block 9, outside the range/);
     expect(bad([{ ...log, blockHash: '0x12' }])).toThrow(/log 0: blockHash is not a 32-byte hash/);
     expect(bad([{ ...log, logIndex: 2 }])).toThrow(/log 0: logIndex is not hex/);
