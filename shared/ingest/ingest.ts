@@ -3,7 +3,7 @@ import { isPseudonymous, type CreditUpdate } from '../domain/credit-update';
 import { subjectRef } from '../domain/pseudonymize';
 import { encodeRecord } from '../domain/record-codec';
 import { parseCreditUpdate, type RejectionCode } from '../domain/validate';
-import { contentHash, type Outbox } from '../storage/outbox';
+import { contentHash, type AcceptOutcome, type Outbox } from '../storage/outbox';
 import type { Rejections } from '../storage/rejections';
 import type { Telemetry } from '../telemetry';
 import { INGEST_TELEMETRY } from './telemetry-names';
@@ -37,6 +37,18 @@ export type IngestResult =
   | { outcome: 'accepted' | 'duplicate'; eventId: string }
   | { outcome: 'rejected'; code: RejectionCode; reason: string; eventId?: string };
 
+/**
+ * An event id repeated within one batch, against what the outbox holds for it: the first's content, unless the
+ * first conflicted with an earlier one. (Hashed only here: most batches repeat nothing.)
+ */
+type Content = Parameters<typeof contentHash>[0];
+
+function repeatOutcome(row: Content, first: Content, firstOutcome: AcceptOutcome): AcceptOutcome {
+  const acceptedHash = firstOutcome.outcome === 'conflict' ? firstOutcome.acceptedHash : contentHash(first);
+  const receivedHash = contentHash(row);
+  return acceptedHash === receivedHash ? { outcome: 'duplicate' } : { outcome: 'conflict', acceptedHash, receivedHash };
+}
+
 export async function ingestMessages(deps: IngestDeps, messages: IngestMessage[]): Promise<IngestResult[]> {
   const now = new Date();
   const results: IngestResult[] = new Array<IngestResult>(messages.length);
@@ -68,16 +80,7 @@ export async function ingestMessages(deps: IngestDeps, messages: IngestMessage[]
   let duplicates = 0;
   for (const [k, row] of rows.entries()) {
     const first = firstOf.get(row.eventId)!;
-    const firstOutcome = outcomeOf.get(first)!;
-    // What the outbox holds for the event: the first's content, unless the first conflicted with an earlier one.
-    const acceptedHash = firstOutcome.outcome === 'conflict' ? firstOutcome.acceptedHash : contentHash(rows[first]!);
-    const receivedHash = contentHash(row);
-    const outcome =
-      k === first
-        ? firstOutcome
-        : acceptedHash === receivedHash
-          ? ({ outcome: 'duplicate' } as const)
-          : ({ outcome: 'conflict', acceptedHash, receivedHash } as const);
+    const outcome = k === first ? outcomeOf.get(k)! : repeatOutcome(row, rows[first]!, outcomeOf.get(first)!);
     const { index } = valid[k]!;
     if (outcome.outcome === 'conflict') {
       // Content hashes only: neither body is kept, and the accepted one stays what the chain gets.

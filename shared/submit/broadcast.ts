@@ -1,5 +1,6 @@
 import { isError, type JsonRpcProvider } from 'ethers';
 import { isTransient, type Chain } from '../chain/provider';
+import { parseMinedTx, type MinedTx } from '../chain/rpc-answers';
 import { redactUrl, redactUrlsIn } from '../redact';
 
 /** A broadcast every endpoint refused, for the row's lastError and the failure metric. */
@@ -42,14 +43,6 @@ export async function knows(provider: JsonRpcProvider, hash: string): Promise<bo
   }
 }
 
-/** What the write side needs of a receipt: which transaction, in which block, and whether it succeeded. */
-export interface MinedTx {
-  hash: string;
-  blockNumber: number;
-  /** 1: success, 0: reverted. */
-  status: number;
-}
-
 /** The receipt of any of the hashes; `everywhere` asks every endpoint (a lagging node may not have it yet). */
 export async function findReceipt(chain: Chain, hashes: string[], everywhere = false): Promise<MinedTx | null> {
   const providers = everywhere ? chain.providers : [undefined];
@@ -71,25 +64,6 @@ export async function findReceipt(chain: Chain, hashes: string[], everywhere = f
  */
 async function minedTx(provider: JsonRpcProvider, hash: string): Promise<MinedTx | null> {
   return parseMinedTx(await provider.send('eth_getTransactionReceipt', [hash]), hash);
-}
-
-export function parseMinedTx(answer: unknown, hash: string): MinedTx | null {
-  if (answer === null) return null;
-  const fail = (what: string): never => {
-    throw new Error(`invalid eth_getTransactionReceipt answer for ${hash}: ${what}`);
-  };
-  if (typeof answer !== 'object') return fail('not an object');
-  const receipt = answer as Record<string, unknown>;
-  if (receipt.blockNumber === null || receipt.blockHash === null) return null; // some nodes answer while pending
-  const quantity = (field: string): number => {
-    const value = receipt[field];
-    if (typeof value !== 'string' || !/^0x[0-9a-f]+$/i.test(value)) return fail(`${field} is not a hex quantity`);
-    return Number(BigInt(value));
-  };
-  const txHash = receipt.transactionHash;
-  if (typeof txHash !== 'string' || txHash.toLowerCase() !== hash.toLowerCase())
-    return fail('transactionHash is not the hash asked for');
-  return { hash: txHash.toLowerCase(), blockNumber: quantity('blockNumber'), status: quantity('status') };
 }
 
 export function shortMessage(err: unknown): string {

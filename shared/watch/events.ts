@@ -1,6 +1,7 @@
 import { getAddress } from 'ethers';
 import { bytes32ToBankId, registryInterface } from '../chain/registry';
 import { bytes16ToEventId } from '../domain/event-id';
+import type { ChainLog } from '../chain/rpc-answers';
 
 /** Where a log sits on chain: its identity and the provenance every projected row carries. */
 export interface LogPosition {
@@ -56,63 +57,6 @@ function bankIdOf(value: string): string {
   return bankId;
 }
 const BANK_IDS = new Map<string, string>();
-
-/** A log as eth_getLogs answers it, checked: the fields the watcher uses. */
-export interface ChainLog {
-  blockNumber: number;
-  blockHash: string;
-  transactionHash: string;
-  index: number;
-  topics: string[];
-  data: string;
-  removed: boolean;
-}
-
-const HASH = /^0x[0-9a-f]{64}$/i;
-const QUANTITY = /^0x[0-9a-f]+$/i;
-const BYTES = /^0x(?:[0-9a-f]{2})*$/i;
-
-/**
- * The logs of an eth_getLogs answer for `address`'s logs in blocks [from, to], checked field by field: a log of
- * another contract or outside the range is refused, not projected. Read raw rather than through ethers' getLogs,
- * which checksums every log's address (a keccak hash each) and builds an object per log: 2,000 logs a chunk at
- * every bank made that a visible share of a host's CPU.
- */
-export function parseLogs(answer: unknown, asked: { address: string; from: number; to: number }): ChainLog[] {
-  const { from, to } = asked;
-  const fail = (what: string): never => {
-    throw new Error(`invalid eth_getLogs answer for blocks ${from}–${to}: ${what}`);
-  };
-  if (!Array.isArray(answer)) return fail('not an array');
-  return answer.map((raw: unknown, i): ChainLog => {
-    const log = (typeof raw === 'object' && raw !== null ? raw : fail(`log ${i} is not an object`)) as Record<
-      string,
-      unknown
-    >;
-    const text = (field: string, pattern: RegExp): string => {
-      const value = log[field];
-      return typeof value === 'string' && pattern.test(value)
-        ? value.toLowerCase()
-        : fail(`log ${i}: ${field} is not ${pattern === HASH ? 'a 32-byte hash' : 'hex'}`);
-    };
-    if (typeof log.address !== 'string' || log.address.toLowerCase() !== asked.address.toLowerCase())
-      fail(`log ${i} is from ${String(log.address)}, not ${asked.address}`);
-    const blockNumber = Number(BigInt(text('blockNumber', QUANTITY)));
-    if (blockNumber < from || blockNumber > to) fail(`log ${i} is from block ${blockNumber}, outside the range`);
-    const topics = Array.isArray(log.topics) ? log.topics : fail(`log ${i}: topics is not an array`);
-    return {
-      blockNumber,
-      blockHash: text('blockHash', HASH),
-      transactionHash: text('transactionHash', HASH),
-      index: Number(BigInt(text('logIndex', QUANTITY))),
-      topics: topics.map((t: unknown) =>
-        typeof t === 'string' && HASH.test(t) ? t.toLowerCase() : fail(`log ${i}: a topic is not a 32-byte hash`)
-      ),
-      data: text('data', BYTES),
-      removed: log.removed === true,
-    };
-  });
-}
 
 /** Decodes one CreditRegistry log; undefined for events the projections do not use (admin changes). */
 export function decodeEvent(log: ChainLog): RegistryEvent | undefined {

@@ -3,7 +3,8 @@ import type { Chain } from '../chain/provider';
 import type { Config } from '../config';
 import type { TableStore } from '../storage/tables';
 import type { Telemetry } from '../telemetry';
-import { decodeEvent, parseLogs, WATCHED_TOPICS, type ChainLog, type RegistryEvent } from './events';
+import { parseLogs, type ChainLog } from '../chain/rpc-answers';
+import { decodeEvent, WATCHED_TOPICS, type RegistryEvent } from './events';
 import { isRangeRefusal, LogRangeSizer } from './log-range';
 import { Projector } from './projection';
 import {

@@ -3,7 +3,7 @@ import { bytes16ToEventId } from '../../shared/domain/event-id';
 import { bytes32ToBankId, registryInterface } from '../../shared/chain/registry';
 import { Batches } from '../../shared/storage/batches';
 import { Outbox } from '../../shared/storage/outbox';
-import { TABLES, type TableStore } from '../../shared/storage/tables';
+import { listRows, TABLES } from '../../shared/storage/tables';
 import { noncePlan } from '../../shared/submit/reconcile';
 import { historyKey, recordKey } from '../../shared/storage/credit-ledger';
 import { readWatcherStatus } from '../../shared/watch/state';
@@ -138,7 +138,7 @@ export async function tablesAgainstChain(
   const newest = new Map<string, ChainLog>();
   for (const u of updates.sort((a, b) => a.blockNumber - b.blockNumber || a.logIndex - b.logIndex))
     newest.set(`${u.subjectRef}/${u.bankId}`, u);
-  const ledger = await rows(tables, TABLES.creditLedger);
+  const ledger = await listRows(await tables.table(TABLES.creditLedger));
   const keyOf = (rowKey: string, eventId: unknown): string => `${rowKey}/${String(eventId)}`;
   const historyOf = (u: ChainLog): string => keyOf(historyKey(u.subjectRef, u.blockNumber, u.logIndex), u.eventId);
   const expectHistory = new Set(updates.map(historyOf));
@@ -148,7 +148,9 @@ export async function tablesAgainstChain(
   problems.push(...difference(`${bankId} CreditLedger history`, expectHistory, haveHistory));
   for (const u of updates) if (!haveHistory.has(historyOf(u))) stuck.add(u.eventId);
   problems.push(...difference(`${bankId} CreditLedger records`, expectRecords, haveRecords));
-  const members = (await rows(tables, TABLES.members)).filter((r) => r.partitionKey === 'members' && r.active === true);
+  const members = (await listRows(await tables.table(TABLES.members))).filter(
+    (r) => r.partitionKey === 'members' && r.active === true
+  );
   problems.push(...difference(`${bankId} ConsortiumMembers`, view.members, new Set(members.map((r) => r.rowKey))));
 
   // The bank's own write side: every event it accepted settled where the chain says, no batch left in flight.
@@ -173,14 +175,6 @@ export async function tablesAgainstChain(
       `${bankId} Batches: ${plan.live.length} in flight, ${plan.gaps.length} nonce gap(s), ${plan.diverged.length} diverged`
     );
   return { problems, stuck };
-}
-
-type Row = Record<string, unknown> & { partitionKey: string; rowKey: string };
-
-async function rows(tables: TableStore, name: (typeof TABLES)[keyof typeof TABLES]): Promise<Row[]> {
-  const out: Row[] = [];
-  for await (const row of (await tables.table(name)).listEntities<Record<string, unknown>>()) out.push(row as Row);
-  return out;
 }
 
 function difference(what: string, expected: Set<string>, actual: Set<string>): string[] {

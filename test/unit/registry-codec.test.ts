@@ -1,6 +1,7 @@
 import { Wallet, hexlify, makeError, randomBytes } from 'ethers';
 import { bytes16ToEventId } from '../../shared/domain/event-id';
-import { decodeEvent, type ChainLog } from '../../shared/watch/events';
+import type { ChainLog } from '../../shared/chain/rpc-answers';
+import { decodeEvent } from '../../shared/watch/events';
 import {
   SkipReason,
   bankIdToBytes32,

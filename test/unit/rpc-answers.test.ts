@@ -1,5 +1,4 @@
-import { parseMinedTx } from '../../shared/submit/broadcast';
-import { parseLogs } from '../../shared/watch/events';
+import { parseLogs, parseMinedTx } from '../../shared/chain/rpc-answers';
 
 /** The submitter reads receipts raw (without their logs); the answer is checked as ethers would check it. */
 describe('parseMinedTx', () => {
