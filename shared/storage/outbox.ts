@@ -4,7 +4,6 @@ import { forEachLimit } from '../util';
 import {
   isConflict,
   isNotFound,
-  isPreconditionFailed,
   MAX_TRANSACTION_ACTIONS,
   odata,
   submitGrouped,
@@ -20,6 +19,8 @@ import {
  *   PartitionKey  s00..s15                 shard of the event id (spreads load over partitions)
  *   RowKey        e_<eventId>              the event row: status and provenance
  *                 p_<enqueuedMs>_<eventId> the pending row: what the submitter needs, oldest first
+ *
+ * Claiming an event for a batch is one transaction too: its pending row deleted, its event row marked batched.
  */
 export const OUTBOX_SHARDS = 16;
 
@@ -33,8 +34,6 @@ export interface PendingRecord {
   data: string;
   /** When the bank's system enqueued the event (Service Bus enqueued time). */
   enqueuedAt: string;
-  /** ETag of the pending row as read: claiming it is conditional on it. */
-  etag?: string;
 }
 
 export interface OutboxEvent extends PendingRecord {
@@ -91,7 +90,10 @@ const pendingOf = (row: PendingRecord): PendingRecord => ({
   data: row.data,
   enqueuedAt: row.enqueuedAt,
 });
-/** Who claimed a pending row (between the claim and the row's deletion). */
+/**
+ * Who claimed a pending row, on rows an earlier version left behind: it marked the row claimed, then deleted it,
+ * and a crash in between left the mark (claims now delete the row in the claiming transaction).
+ */
 const claimOf = (signer: string, nonce: number): string => `${signer}/${nonce}`;
 type PendingRow = PendingRecord & { claimedBy?: string };
 const SHARDS = Array.from({ length: OUTBOX_SHARDS }, (_, i) => `s${String(i).padStart(2, '0')}`);
@@ -188,7 +190,7 @@ export class Outbox {
     }
   }
 
-  /** The oldest pending records (approximately, across shards), at most `limit`, oldest first, with ETags. */
+  /** The oldest pending records (approximately, across shards), at most `limit`, oldest first. */
   async readPending(limit: number): Promise<PendingRecord[]> {
     const table = await this.table();
     // Each shard gives its oldest rows, twice its fair share: enough for the hash-spread shards to yield the
@@ -204,7 +206,7 @@ export class Outbox {
           },
         });
         for await (const page of query.byPage({ maxPageSize: Math.min(quota, 1000) })) {
-          for (const row of page) if (!row.claimedBy) rows.push({ ...pendingOf(row), etag: row.etag });
+          for (const row of page) if (!row.claimedBy) rows.push(pendingOf(row));
           if (rows.length >= quota) break;
         }
         return rows.slice(0, quota);
@@ -217,10 +219,10 @@ export class Outbox {
   }
 
   /**
-   * Claims records for the batch (signer, nonce), each on the ETag its pending row was read with, and marks
-   * their event rows batched; then takes the claimed rows out of the pending index. Of two submitters that read
-   * the same pending rows, only one can claim each, so no event is ever in two batches. Returns the records
-   * this call claimed, in their order (the others were claimed by someone else meanwhile).
+   * Claims records for the batch (signer, nonce): takes their rows out of the pending index and marks their
+   * event rows batched, together. Of two submitters that read the same pending rows, only one can claim each
+   * (the other's delete finds no row, and its transaction changes nothing), so no event is ever in two batches.
+   * Returns the records this call claimed, in their order (the others were claimed by someone else meanwhile).
    */
   async claim(records: PendingRecord[], signer: string, nonce: number): Promise<PendingRecord[]> {
     const table = await this.table();
@@ -241,20 +243,19 @@ export class Outbox {
         }
       })
     );
-    const mine = records.filter((r) => claimed.has(r.eventId));
-    await this.dropPendingRows(mine);
-    return mine;
+    return records.filter((r) => claimed.has(r.eventId));
   }
 
   /**
-   * Finishes the claim of a batch row written before a crash: claims what is still pending (read afresh, for
-   * its ETag) and keeps what an earlier attempt claimed for this very batch. Returns the batch's records that
-   * are now its own, in the row's order; the others went to another batch meanwhile.
+   * Finishes the claim of a batch row written before a crash: claims what is still pending and keeps what an
+   * earlier attempt claimed for this very batch. Returns the batch's records that are now its own, in the row's
+   * order; the others went to another batch meanwhile.
    */
   async reclaim(eventIds: string[], enqueuedAts: string[], signer: string, nonce: number): Promise<PendingRecord[]> {
     const table = await this.table();
     const unclaimed: PendingRecord[] = [];
     const ours: PendingRecord[] = [];
+    const markedOurs: PendingRecord[] = [];
     await forEachLimit(eventIds.keys(), 16, async (i) => {
       const eventId = eventIds[i]!;
       try {
@@ -262,8 +263,8 @@ export class Outbox {
           shardOf(eventId),
           pendingRowKey({ eventId, enqueuedAt: enqueuedAts[i]! })
         );
-        if (!row.claimedBy) unclaimed.push({ ...pendingOf(row), etag: row.etag });
-        else if (row.claimedBy === claimOf(signer, nonce)) ours.push(pendingOf(row));
+        if (!row.claimedBy) unclaimed.push(pendingOf(row));
+        else if (row.claimedBy === claimOf(signer, nonce)) markedOurs.push(pendingOf(row));
       } catch (err) {
         if (!isNotFound(err)) throw err;
         const event = await this.get(eventId);
@@ -271,12 +272,14 @@ export class Outbox {
           ours.push(pendingOf(event));
       }
     });
-    await this.dropPendingRows(ours);
-    const claimed = new Map([...ours, ...(await this.claim(unclaimed, signer, nonce))].map((r) => [r.eventId, r]));
+    await this.dropPendingRows(markedOurs);
+    const claimed = new Map(
+      [...ours, ...markedOurs, ...(await this.claim(unclaimed, signer, nonce))].map((r) => [r.eventId, r])
+    );
     return eventIds.flatMap((id) => claimed.get(id) ?? []);
   }
 
-  /** Deletes claimed rows from the pending index (idempotent: a row already gone is fine). */
+  /** Deletes pending rows an earlier version marked claimed (idempotent: a row already gone is fine). */
   private async dropPendingRows(records: PendingRecord[]): Promise<void> {
     const table = await this.table();
     await submitGroupedTolerant(
@@ -388,18 +391,16 @@ export class Outbox {
 }
 
 /**
- * Claims `records` (one shard) for (signer, nonce) in one entity-group transaction: every pending row marked
- * claimed on the ETag it was read with, every event row marked batched. False when any pending row was gone or
- * changed: then nothing was written. (A transaction cannot delete on an ETag, so the claim is a conditional
- * update and the claimed pending rows are deleted right after; a crash in between leaves rows that readers skip
- * and the batch's recovery deletes.)
+ * Claims `records` (one shard) for (signer, nonce) in one entity-group transaction: every pending row deleted,
+ * every event row marked batched. False when any pending row was gone (claimed by another submitter): then
+ * nothing was written. A row claimed, given back to pending (its batch given up) and read again is the same
+ * row with the same content, so claiming it then is right.
  */
 async function claimAll(table: TableClient, records: PendingRecord[], signer: string, nonce: number): Promise<boolean> {
-  const claimedBy = claimOf(signer, nonce);
   const actions: TransactionAction[] = records.flatMap((record): TransactionAction[] => {
     const partitionKey = shardOf(record.eventId);
     return [
-      ['update', { partitionKey, rowKey: pendingRowKey(record), claimedBy }, 'Merge', { etag: record.etag ?? '*' }],
+      ['delete', { partitionKey, rowKey: pendingRowKey(record) }],
       ['update', { partitionKey, rowKey: eventRowKey(record.eventId), status: 'batched', signer, nonce }, 'Merge'],
     ];
   });
@@ -407,7 +408,7 @@ async function claimAll(table: TableClient, records: PendingRecord[], signer: st
     await table.submitTransaction(actions);
     return true;
   } catch (err) {
-    if (isNotFound(err) || isPreconditionFailed(err)) return false;
+    if (isNotFound(err)) return false;
     throw err;
   }
 }

@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { startAzurite, type Azurite } from '../../local/stack/azurite';
 import { contentHash, Outbox, shardOf } from '../../shared/storage/outbox';
-import { TableStore } from '../../shared/storage/tables';
+import { listRows, TABLES, TableStore } from '../../shared/storage/tables';
 
 describe('outbox (Azurite)', () => {
   let azurite: Azurite;
+  let store: TableStore;
   let outbox: Outbox;
   const event = (eventId: string, enqueuedAt: string) => ({
     eventId,
@@ -18,7 +19,8 @@ describe('outbox (Azurite)', () => {
 
   beforeAll(async () => {
     azurite = await startAzurite();
-    outbox = new Outbox(new TableStore({ connectionString: azurite.accounts[0]!.connectionString }));
+    store = new TableStore({ connectionString: azurite.accounts[0]!.connectionString });
+    outbox = new Outbox(store);
   });
   afterAll(async () => azurite?.stop());
 
@@ -76,7 +78,7 @@ describe('outbox (Azurite)', () => {
     const pending = (await outbox.readPending(1000)).filter((p) => ids.includes(p.eventId));
     expect(pending.map((p) => p.eventId)).toEqual(ids);
     expect(await outbox.claim(pending.slice(0, 30), '0xsigner', 7)).toHaveLength(30);
-    // A retry with the same (now stale) ETags claims nothing more: those rows are gone from the index.
+    // Claiming the same rows again claims nothing more: they are gone from the index, and nothing else changes.
     expect(await outbox.claim(pending.slice(0, 30), '0xsigner', 7)).toEqual([]);
     const left = (await outbox.readPending(1000)).filter((p) => ids.includes(p.eventId));
     expect(left.map((p) => p.eventId)).toEqual(ids.slice(30));
@@ -116,6 +118,32 @@ describe('outbox (Azurite)', () => {
     expect(claimed.map((r) => r.eventId)).toEqual(ids.slice(0, 4));
     expect(await outbox.get(ids[3]!)).toMatchObject({ status: 'batched', signer: '0xs', nonce: 3 });
     expect(await outbox.get(ids[5]!)).toMatchObject({ status: 'batched', signer: '0xother', nonce: 9 });
+  });
+
+  it("finishes a claim an earlier version cut short: its marked pending row is the batch's, and readers skip it", async () => {
+    // Before claims deleted pending rows in the claiming transaction, a claim marked them (claimedBy) and deleted
+    // them after; a crash in between left the mark. Such rows are written here as that version wrote them.
+    const ids: string[] = Array.from({ length: 3 }, () => randomUUID());
+    const times = ids.map((_, i) => new Date(Date.UTC(2026, 4, 1, 0, 0, i)).toISOString());
+    await Promise.all(ids.map((id, i) => outbox.accept(event(id, times[i]!))));
+    const table = await store.table(TABLES.outbox);
+    const pendingRows = await listRows(table, `RowKey ge 'p_' and RowKey lt 'p\`'`, []);
+    const pendingRowOf = (id: string) => pendingRows.find((r) => r.rowKey.endsWith(id))!;
+    const marked = (id: string, claimedBy: string) => table.updateEntity({ ...pendingRowOf(id), claimedBy }, 'Merge');
+    await marked(ids[0]!, '0xs/3');
+    const eventRow = { partitionKey: shardOf(ids[0]!), rowKey: `e_${ids[0]}` };
+    await table.updateEntity({ ...eventRow, status: 'batched', signer: '0xs', nonce: 3 }, 'Merge');
+    await marked(ids[1]!, '0xother/9');
+    expect((await outbox.readPending(1000)).filter((p) => ids.includes(p.eventId)).map((p) => p.eventId)).toEqual([
+      ids[2],
+    ]);
+    const claimed = await outbox.reclaim(ids, times, '0xs', 3);
+    expect(claimed.map((r) => r.eventId)).toEqual([ids[0], ids[2]]);
+    const left = await listRows(table, `RowKey ge 'p_' and RowKey lt 'p\`'`, []);
+    expect(left.filter((r) => ids.some((id) => r.rowKey.endsWith(id))).map((r) => r.rowKey)).toEqual([
+      pendingRowOf(ids[1]!).rowKey,
+    ]);
+    await table.deleteEntity(shardOf(ids[1]!), pendingRowOf(ids[1]!).rowKey); // as batch 0xother/9's recovery would
   });
 
   it('records on-chain outcomes and undoes them after a reorg', async () => {
