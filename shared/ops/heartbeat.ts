@@ -22,7 +22,7 @@ import { errorMessage } from '../redact';
 
 /** Where the pipeline figures come from; each is optional, and a missing one is reported as unknown. */
 export interface PipelineSources {
-  backlog?: () => Promise<{ depth: number; oldestEnqueuedAt?: string }>;
+  backlog?: () => Promise<{ depth: number; capped: boolean; oldestEnqueuedAt?: string }>;
   deadLetters?: DeadLetterCounter;
   /** Rejections since the previous beat. */
   rejections?: (sinceMs: number) => Promise<number>;
@@ -276,6 +276,7 @@ export class HeartbeatService {
     };
     if (backlog) {
       pipeline.outboxDepth = backlog.depth;
+      if (backlog.capped) pipeline.outboxDepthCapped = true;
       pipeline.oldestPendingAgeSeconds = backlog.oldestEnqueuedAt
         ? Math.max(0, round((nowMs - Date.parse(backlog.oldestEnqueuedAt)) / 1000, 1))
         : 0;

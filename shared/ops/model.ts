@@ -42,6 +42,8 @@ export interface ChainSample {
 
 export interface PipelineSample {
   outboxDepth?: number;
+  /** The outbox holds more than outboxDepth: a beat counts a bounded number of rows. */
+  outboxDepthCapped?: boolean;
   oldestPendingAgeSeconds?: number;
   /** Batches signed or mined and not yet confirmed, and blocks since the oldest of them was written. */
   inFlightBatches?: number;

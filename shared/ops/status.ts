@@ -23,6 +23,8 @@ export interface StatusReport {
   pipeline: {
     overall: Overall;
     outboxDepth: number | null;
+    /** True when outboxDepth is a lower bound (the heartbeat counts at most 160,000 pending events). */
+    outboxDepthCapped: boolean;
     oldestPendingAgeSeconds: number | null;
     inFlightBatches: number | null;
     oldestInFlightBlocks: number | null;
@@ -118,6 +120,7 @@ export function statusFrom(
     pipeline: {
       overall: pipelineOverall,
       outboxDepth: pipeline?.outboxDepth ?? null,
+      outboxDepthCapped: pipeline?.outboxDepthCapped ?? false,
       oldestPendingAgeSeconds: pipeline?.oldestPendingAgeSeconds ?? null,
       inFlightBatches: pipeline?.inFlightBatches ?? null,
       oldestInFlightBlocks: pipeline?.oldestInFlightBlocks ?? null,

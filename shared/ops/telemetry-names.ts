@@ -56,7 +56,7 @@ export const HEARTBEAT_NAMES: TelemetryName[] = [
   m(METRICS.chainAvgBlockTime, 's', [], 'average block interval over the last 30 blocks'),
   m(METRICS.chainTxPerMinute, 'tx/min', [], 'transactions in the last 30 blocks per minute, up to now'),
   m(METRICS.members, 'members', [], 'member addresses registered on the CreditRegistry'),
-  m(METRICS.outboxDepth, 'events', [], 'outbox events waiting for a transaction'),
+  m(METRICS.outboxDepth, 'events', [], 'outbox events waiting for a transaction (counted up to 160,000)'),
   m(METRICS.outboxOldestAge, 's', [], 'age of the oldest pending outbox event (since it was enqueued)'),
   m(METRICS.inFlightBlocks, 'blocks', [], 'blocks since the oldest batch not yet confirmed was written (0: none)'),
   m(METRICS.unconfirmedAge, 's', [], 'age of the oldest accepted event not confirmed on chain, in any state (0: none)'),

@@ -96,6 +96,8 @@ const pendingOf = (row: PendingRecord): PendingRecord => ({
  */
 const claimOf = (signer: string, nonce: number): string => `${signer}/${nonce}`;
 type PendingRow = PendingRecord & { claimedBy?: string };
+/** Pending rows a heartbeat counts per shard at most (160,000 in all). */
+const BACKLOG_COUNT_PER_SHARD = 10_000;
 const SHARDS = Array.from({ length: OUTBOX_SHARDS }, (_, i) => `s${String(i).padStart(2, '0')}`);
 
 /** An accepted event's two rows, created together: the event row and its pending row. */
@@ -368,25 +370,38 @@ export class Outbox {
     return events;
   }
 
-  /** Pending depth and the enqueue time of the oldest pending event (for backlog metrics and alerts). */
-  async backlog(): Promise<{ depth: number; oldestEnqueuedAt?: string }> {
+  /**
+   * Pending depth and the enqueue time of the oldest pending event (for backlog metrics and alerts). The depth is
+   * counted up to `maxPerShard` rows a shard, so a beat's reads stay bounded however deep the backlog: beyond
+   * that, `capped` says the depth is a lower bound.
+   */
+  async backlog(
+    maxPerShard = BACKLOG_COUNT_PER_SHARD
+  ): Promise<{ depth: number; capped: boolean; oldestEnqueuedAt?: string }> {
     const table = await this.table();
     let depth = 0;
+    let capped = false;
     let oldest: string | undefined;
     await Promise.all(
       SHARDS.map(async (shard) => {
-        let first = true;
+        let counted = 0;
         const query = table.listEntities<{ enqueuedAt: string }>({
           queryOptions: { filter: `PartitionKey eq ${odata(shard)} and ${PENDING_ROWS}`, select: ['enqueuedAt'] },
         });
-        for await (const row of query) {
-          depth++;
-          if (first && (oldest === undefined || row.enqueuedAt < oldest)) oldest = row.enqueuedAt;
-          first = false;
+        for await (const page of query.byPage({ maxPageSize: Math.min(1000, maxPerShard + 1) })) {
+          const first = page[0]?.enqueuedAt;
+          if (counted === 0 && first !== undefined && (oldest === undefined || first < oldest)) oldest = first;
+          counted += page.length;
+          if (counted > maxPerShard) {
+            capped = true;
+            counted = maxPerShard;
+            break;
+          }
         }
+        depth += counted;
       })
     );
-    return { depth, oldestEnqueuedAt: oldest };
+    return { depth, capped, oldestEnqueuedAt: oldest };
   }
 }
 

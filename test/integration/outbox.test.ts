@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { startAzurite, type Azurite } from '../../local/stack/azurite';
 import { contentHash, Outbox, shardOf } from '../../shared/storage/outbox';
 import { listRows, TABLES, TableStore } from '../../shared/storage/tables';
+import { groupBy } from '../../shared/util';
 
 describe('outbox (Azurite)', () => {
   let azurite: Azurite;
@@ -174,9 +175,15 @@ describe('outbox (Azurite)', () => {
     ).resolves.toBeUndefined();
   });
 
-  it('reports backlog depth and the oldest pending enqueue time', async () => {
+  it('reports backlog depth and the oldest pending enqueue time, counting a bounded number of rows', async () => {
+    const pending = await outbox.readPending(10_000);
     const backlog = await outbox.backlog();
-    expect(backlog.depth).toBe((await outbox.readPending(10_000)).length);
-    expect(backlog.oldestEnqueuedAt).toBe('2026-01-01T00:00:00.000Z');
+    expect(backlog).toEqual({ depth: pending.length, capped: false, oldestEnqueuedAt: '2026-01-01T00:00:00.000Z' });
+    // Counting at most 2 rows a shard: shards holding more count as 2, and the depth says it is a lower bound.
+    const perShard = [...groupBy(pending, (p) => shardOf(p.eventId)).values()].map((rows) => rows.length);
+    expect(Math.max(...perShard)).toBeGreaterThan(2);
+    const bounded = await outbox.backlog(2);
+    const expected = perShard.reduce((sum, n) => sum + Math.min(n, 2), 0);
+    expect(bounded).toEqual({ depth: expected, capped: true, oldestEnqueuedAt: '2026-01-01T00:00:00.000Z' });
   });
 });

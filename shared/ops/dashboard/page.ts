@@ -258,7 +258,7 @@ type BeatSample = import('../model').BeatSample;
     tile(tiles, 'Members', fmt(st.chain.members, 0), '');
     const validatorSet = st.chain.validatorSet ? `${st.chain.validatorSet.length} validators` : '';
     tile(tiles, 'Consensus', st.chain.consensusSource ?? '—', validatorSet);
-    tile(tiles, 'Outbox depth', fmt(p.outboxDepth, 0), '');
+    tile(tiles, 'Outbox depth', fmt(p.outboxDepth, 0) + (p.outboxDepthCapped ? '+' : ''), '');
     tile(tiles, 'Oldest pending', fmt(p.oldestPendingAgeSeconds), 's');
     tile(tiles, 'Batches in flight', fmt(p.inFlightBatches, 0), '');
     tile(tiles, 'Oldest unconfirmed', fmt(p.oldestUnconfirmedAgeSeconds), 's');
