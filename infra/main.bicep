@@ -92,6 +92,10 @@ param enablePrivateNetworking bool = false
 @allowed([512, 2048, 4096])
 param instanceMemoryMB int = 2048
 
+@description('Bound of the Node.js worker\'s old-space heap in MB (NODE_OPTIONS --max-old-space-size). The app lives in about 60 MB; without a bound, V8 sizes the heap from the instance memory and lets garbage grow the heap to several times that (docs/deploy-azure.md#memory).')
+@minValue(128)
+param nodeMaxOldSpaceMB int = 256
+
 @description('Flex Consumption maximum instance count.')
 @minValue(1)
 @maxValue(1000)
@@ -283,6 +287,7 @@ module functionApp 'modules/functionapp.bicep' = {
     alertUnconfirmedAgeSeconds: alertUnconfirmedAgeSeconds
     subnetId: enablePrivateNetworking ? network.outputs.appSubnetId : ''
     instanceMemoryMB: instanceMemoryMB
+    nodeMaxOldSpaceMB: nodeMaxOldSpaceMB
     maximumInstanceCount: maximumInstanceCount
   }
 }

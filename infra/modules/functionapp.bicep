@@ -107,6 +107,9 @@ param subnetId string
 @description('Instance memory in MB.')
 param instanceMemoryMB int
 
+@description('Bound of the Node.js worker\'s old-space heap in MB.')
+param nodeMaxOldSpaceMB int
+
 @description('Maximum instance count.')
 param maximumInstanceCount int
 
@@ -199,6 +202,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   name: 'appsettings'
   properties: {
     LEDGER_ENVIRONMENT: 'azure'
+    NODE_OPTIONS: '--max-old-space-size=${nodeMaxOldSpaceMB}'
     BANK_ID: bankId
     // The app's own clients (shared/identity.ts): ManagedIdentityCredential with this client id.
     AZURE_CLIENT_ID: identityClientId

@@ -252,6 +252,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   }
 }
 
+/** The worker's old-space bound, as infra/main.bicep sets it in Azure (docs/deploy-azure.md#memory). */
+export const NODE_MAX_OLD_SPACE_MB = 256;
+
 /** The app settings of one bank's Function App on this stack (what local.settings.json would hold). */
 export function bankSettings(info: StackInfo, bankId: string): Record<string, string> {
   const bank = info.banks.find((b) => b.bankId === bankId);
@@ -259,6 +262,7 @@ export function bankSettings(info: StackInfo, bankId: string): Record<string, st
   return {
     LEDGER_ENVIRONMENT: 'local',
     BANK_ID: bank.bankId,
+    NODE_OPTIONS: `--max-old-space-size=${NODE_MAX_OLD_SPACE_MB}`,
     AzureWebJobsStorage: bank.storageConnectionString,
     ServiceBusConnection: bank.serviceBusConnectionString,
     KEY_VAULT_URL: info.keyVaultUrl,

@@ -1,4 +1,5 @@
 import { QUEUE_DEFAULTS } from '../../local/servicebus/queue';
+import { NODE_MAX_OLD_SPACE_MB } from '../../local/stack/stack';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, loadConfig } from '../../shared/config';
@@ -132,6 +133,7 @@ const HOST_SETTINGS: Record<string, string> = {
   ServiceBusConnection__clientId: 'the Service Bus trigger: which identity',
   OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID: 'App Service authentication: the identity instead of a client secret',
   WEBSITE_AUTH_AAD_ALLOWED_TENANTS: 'App Service authentication: the one tenant whose tokens are accepted',
+  NODE_OPTIONS: "Node.js itself: the worker's heap bound",
 };
 
 describe('infra: app settings against shared/config.ts', () => {
@@ -190,6 +192,14 @@ describe('infra: app settings against shared/config.ts', () => {
     expect(settings.get('APPLICATIONINSIGHTS_AUTHENTICATION_STRING')).toBe(
       "'ClientId=${identityClientId};Authorization=AAD'"
     );
+  });
+
+  it('bounds the worker heap as the local stack and local.settings.json.example do', () => {
+    expect(settings.get('NODE_OPTIONS')).toBe("'--max-old-space-size=${nodeMaxOldSpaceMB}'");
+    const byDefault = /param nodeMaxOldSpaceMB int = (\d+)/.exec(bicep('infra/main.bicep'))?.[1];
+    expect(Number(byDefault)).toBe(NODE_MAX_OLD_SPACE_MB);
+    const example = JSON.parse(read('local.settings.json.example')) as { Values: Record<string, string> };
+    expect(example.Values.NODE_OPTIONS).toBe(`--max-old-space-size=${NODE_MAX_OLD_SPACE_MB}`);
   });
 
   it("names the user-assigned identity in every identity-based connection of the host and the app's clients", () => {
