@@ -92,9 +92,9 @@ param enablePrivateNetworking bool = false
 @allowed([512, 2048, 4096])
 param instanceMemoryMB int = 2048
 
-@description('Bound of the Node.js worker\'s old-space heap in MB (NODE_OPTIONS --max-old-space-size). The app lives in about 60 MB; without a bound, V8 sizes the heap from the instance memory and lets garbage grow the heap to several times that (docs/deploy-azure.md#memory).')
+@description('Bound of the Node.js worker\'s old-space heap in MB (NODE_OPTIONS --max-old-space-size): the app lives in about 60 MB, and without a bound V8 lets garbage grow the heap far beyond that, by a limit it derives from the machine\'s memory. Lower it (256) on 512 MB instances (docs/deploy-azure.md#memory).')
 @minValue(128)
-param nodeMaxOldSpaceMB int = 256
+param nodeMaxOldSpaceMB int = 1024
 
 @description('Flex Consumption maximum instance count.')
 @minValue(1)

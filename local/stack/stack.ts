@@ -253,7 +253,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
 }
 
 /** The worker's old-space bound, as infra/main.bicep sets it in Azure (docs/deploy-azure.md#memory). */
-export const NODE_MAX_OLD_SPACE_MB = 256;
+export const NODE_MAX_OLD_SPACE_MB = 1024;
 
 /** The app settings of one bank's Function App on this stack (what local.settings.json would hold). */
 export function bankSettings(info: StackInfo, bankId: string): Record<string, string> {
