@@ -1,4 +1,5 @@
 import type { Config } from '../config';
+import type { OutboxBacklog } from '../storage/outbox';
 import type { WriteSideHealth } from '../submit/reconcile';
 import type { Telemetry } from '../telemetry';
 import {
@@ -22,7 +23,7 @@ import { errorMessage } from '../redact';
 
 /** Where the pipeline figures come from; each is optional, and a missing one is reported as unknown. */
 export interface PipelineSources {
-  backlog?: () => Promise<{ depth: number; capped: boolean; oldestEnqueuedAt?: string }>;
+  backlog?: () => Promise<OutboxBacklog>;
   deadLetters?: DeadLetterCounter;
   /** Rejections since the previous beat. */
   rejections?: (sinceMs: number) => Promise<number>;

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { TableClient, TransactionAction } from '@azure/data-tables';
-import { forEachLimit } from '../util';
+import { forEachLimit, groupBy } from '../util';
 import {
   isConflict,
   isNotFound,
@@ -55,6 +55,13 @@ export interface OnChainOutcome {
   blockNumber: number;
   logIndex: number;
   skipReason?: string;
+}
+
+/** The pending index's depth (a lower bound when `capped`) and its oldest event's enqueue time. */
+export interface OutboxBacklog {
+  depth: number;
+  capped: boolean;
+  oldestEnqueuedAt?: string;
 }
 
 export type AcceptOutcome =
@@ -149,11 +156,7 @@ export class Outbox {
   async acceptMany(events: Omit<OutboxEvent, 'status'>[]): Promise<AcceptOutcome[]> {
     const table = await this.table();
     const outcomes: AcceptOutcome[] = new Array<AcceptOutcome>(events.length);
-    const byShard = new Map<string, number[]>();
-    for (const [i, event] of events.entries()) {
-      const shard = shardOf(event.eventId);
-      byShard.set(shard, [...(byShard.get(shard) ?? []), i]);
-    }
+    const byShard = groupBy(events.keys(), (i) => shardOf(events[i]!.eventId));
     const perTransaction = MAX_TRANSACTION_ACTIONS / 2; // two rows per event
     await Promise.all(
       [...byShard.values()].map(async (indexes) => {
@@ -228,11 +231,7 @@ export class Outbox {
    */
   async claim(records: PendingRecord[], signer: string, nonce: number): Promise<PendingRecord[]> {
     const table = await this.table();
-    const byShard = new Map<string, PendingRecord[]>();
-    for (const record of records) {
-      const shard = shardOf(record.eventId);
-      byShard.set(shard, [...(byShard.get(shard) ?? []), record]);
-    }
+    const byShard = groupBy(records, (r) => shardOf(r.eventId));
     const claimed = new Set<string>();
     await Promise.all(
       [...byShard.values()].map(async (list) => {
@@ -375,9 +374,7 @@ export class Outbox {
    * counted up to `maxPerShard` rows a shard, so a beat's reads stay bounded however deep the backlog: beyond
    * that, `capped` says the depth is a lower bound.
    */
-  async backlog(
-    maxPerShard = BACKLOG_COUNT_PER_SHARD
-  ): Promise<{ depth: number; capped: boolean; oldestEnqueuedAt?: string }> {
+  async backlog(maxPerShard = BACKLOG_COUNT_PER_SHARD): Promise<OutboxBacklog> {
     const table = await this.table();
     let depth = 0;
     let capped = false;
