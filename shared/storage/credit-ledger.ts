@@ -1,6 +1,7 @@
 import type { TableClient, TransactionAction } from '@azure/data-tables';
 import { forEachLimit, groupBy } from '../util';
 import {
+  deleteRows,
   isConflict,
   isNotFound,
   isPreconditionFailed,
@@ -14,17 +15,19 @@ import {
 /**
  * The projected credit records of every bank, current and history, in one table (CreditLedger):
  *
- *   PK  bucket: the subject ref's first two hex digits ('00'–'ff')
+ *   PK  bucket: the subject ref's first hex digit ('0'–'f')
  *   RK  <subjectRef>|r|<bankId>                kind 'record': the current record of subject × bank
  *       <subjectRef>|h|<inverted block, log>   kind 'history': every applied update, newest first
  *       watermark                              kind 'watermark': every update at or below (blockNumber, logIndex)
  *                                              is applied to this bucket, and none above it
  *
- * Why buckets: the subject refs of a block's records are HMAC outputs, spread evenly, so a chunk of 2,000 records
- * lands in 256 partitions and is written as about 256 entity-group transactions — history and current rows
- * together, atomically — instead of two requests a record. A subject's rows still share a partition and a RowKey
- * prefix, so reading a subject is one range query. 256 partitions × 2,000 entities/s (a partition's target) is far
- * above any chain's throughput.
+ * Why 16 buckets: the subject refs of a block's records are HMAC outputs, spread evenly, so a block's records land
+ * in 16 partitions and are written as one entity-group transaction per bucket (up to 49 records each) — history and
+ * current rows together, atomically — instead of two requests a record. With 256 buckets (layout 2) a block of a few
+ * hundred records made a transaction of a handful of rows per bucket, and the per-request cost in the host and in
+ * storage dominated (docs/read-api.md#tables has the measurement). A subject's rows still share a partition and a
+ * RowKey prefix, so reading a subject is one range query. 16 partitions × 2,000 entities/s (a partition's target)
+ * is over 25 times the two rows a record of the chain's capacity needs.
  *
  * The watermark makes the writes exactly-once per bucket without reading the current rows: updates are applied in
  * chain order, so an update after the watermark is always newer than the stored record of its subject × bank
@@ -32,7 +35,6 @@ import {
  * ETag, so a replay skips what is applied, and of two concurrent writers the loser re-reads and skips too.
  */
 
-export const BUCKETS = 256;
 const WATERMARK = 'watermark';
 /** A transaction: up to this many updates (history + current row each) plus the watermark. */
 const UPDATES_PER_TRANSACTION = Math.floor((MAX_TRANSACTION_ACTIONS - 1) / 2);
@@ -46,7 +48,9 @@ const MAX_LOG = 9_999_999_999;
 export const positionKey = (blockNumber: number, logIndex: number): string =>
   `${String(MAX_BLOCK - blockNumber).padStart(15, '0')}-${String(MAX_LOG - logIndex).padStart(10, '0')}`;
 
-export const bucketOf = (subjectRef: string): string => subjectRef.slice(2, 4).toLowerCase();
+export const bucketOf = (subjectRef: string): string => subjectRef.slice(2, 3).toLowerCase();
+/** Buckets are one hex digit; a partition key of another length is a row of an older layout. */
+const isBucket = (partitionKey: string): boolean => /^[0-9a-f]$/.test(partitionKey);
 export const recordKey = (subjectRef: string, bankId: string): string => `${subjectRef}|r|${bankId}`;
 export const historyKey = (subjectRef: string, blockNumber: number, logIndex: number): string =>
   `${subjectRef}|h|${positionKey(blockNumber, logIndex)}`;
@@ -199,19 +203,7 @@ export class CreditLedger {
   async clearFrom(fromBlock: number): Promise<void> {
     const table = await this.table();
     this.watermarks.clear();
-    if (fromBlock <= 0) {
-      const rows = await listRows(table, undefined, []);
-      await forEachLimit(
-        groupBy(rows, (r) => r.partitionKey),
-        BUCKET_CONCURRENCY,
-        async ([, keys]) => {
-          for (let i = 0; i < keys.length; i += MAX_TRANSACTION_ACTIONS) {
-            await table.submitTransaction(keys.slice(i, i + MAX_TRANSACTION_ACTIONS).map((k) => ['delete', k]));
-          }
-        }
-      );
-      return;
-    }
+    if (fromBlock <= 0) return deleteRows(table, await listRows(table, undefined, []));
     const orphaned = await listRows(table, `kind eq 'history' and blockNumber ge ${fromBlock}`, [
       'subjectRef',
       'bankId',
@@ -222,6 +214,17 @@ export class CreditLedger {
       fromBlock - 1,
       marks.map((m) => m.partitionKey)
     );
+  }
+
+  /**
+   * Deletes the rows an older layout left in this table (layout 2's partitions were two hex digits). Only those:
+   * a watcher already replaying into the current layout next to this one loses nothing.
+   */
+  async dropOlderLayout(): Promise<number> {
+    const table = await this.table();
+    const rows = (await listRows(table, undefined, [])).filter((r) => !isBucket(r.partitionKey));
+    await deleteRows(table, rows);
+    return rows.length;
   }
 
   /** Rows of one bucket whose RowKey starts with `prefix` ('|' sorts just below '}'). */

@@ -2,7 +2,7 @@ import { RestError } from '@azure/core-rest-pipeline';
 import { TableClient, type TableEntity, type TransactionAction } from '@azure/data-tables';
 import type { TokenCredential } from '@azure/core-auth';
 import type { StorageConfig } from '../config';
-import { groupBy } from '../util';
+import { forEachLimit, groupBy } from '../util';
 
 /** Every table the app owns, in this bank's storage account. */
 export const TABLES = {
@@ -77,6 +77,29 @@ export async function submitGrouped(table: TableClient, actions: TransactionActi
     }
   }
   return transactions;
+}
+
+/**
+ * Deletes rows by key, as transactions grouped by partition. A transaction failing because one of its rows is gone
+ * already (a retried undo, or another process deleting the same rows) is done again row by row. Up to 16
+ * partitions at once.
+ */
+export async function deleteRows(table: TableClient, keys: { partitionKey: string; rowKey: string }[]): Promise<void> {
+  await forEachLimit(groupBy(keys, (k) => k.partitionKey).values(), 16, async (list) => {
+    for (let i = 0; i < list.length; i += MAX_TRANSACTION_ACTIONS) {
+      const group = list.slice(i, i + MAX_TRANSACTION_ACTIONS);
+      try {
+        await table.submitTransaction(group.map(({ partitionKey, rowKey }) => ['delete', { partitionKey, rowKey }]));
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+        for (const { partitionKey, rowKey } of group) {
+          await table.deleteEntity(partitionKey, rowKey).catch((inner) => {
+            if (!isNotFound(inner)) throw inner;
+          });
+        }
+      }
+    }
+  });
 }
 
 export const partitionOf = (action: TransactionAction): string => (action[1] as TableEntity).partitionKey;

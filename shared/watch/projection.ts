@@ -1,4 +1,3 @@
-import type { TableClient, TransactionAction } from '@azure/data-tables';
 import { toBeHex } from 'ethers';
 import type { Chain } from '../chain/provider';
 import { describeSkipReason, sequenceOf } from '../chain/registry';
@@ -6,7 +5,16 @@ import { decodeRecord } from '../domain/record-codec';
 import { Batches } from '../storage/batches';
 import { Outbox, type OnChainOutcome } from '../storage/outbox';
 import { CreditLedger, positionKey } from '../storage/credit-ledger';
-import { isNotFound, listRows, odata, submitGrouped, TABLES, type Row, type TableStore } from '../storage/tables';
+import {
+  deleteRows,
+  isNotFound,
+  listRows,
+  odata,
+  submitGrouped,
+  TABLES,
+  type Row,
+  type TableStore,
+} from '../storage/tables';
 import type { Telemetry } from '../telemetry';
 import type { RegistryEvent } from './events';
 import type { BlockJournal, StoredBlock } from './state';
@@ -148,7 +156,7 @@ export class Projector {
     const changes = events.filter((e): e is MemberEvent => e.kind === 'memberAdded' || e.kind === 'memberRemoved');
     if (changes.length === 0) return;
     const members = await this.tables.table(TABLES.members);
-    await submitTolerant(
+    await submitGrouped(
       members,
       changes.map((e) => [
         'upsert',
@@ -205,7 +213,7 @@ export class Projector {
   /** Takes back what orphaned blocks (above `ancestor`, journals from the reorg window) wrote. */
   async undo(blocks: StoredBlock[], ancestor: number): Promise<void> {
     const pairs: [string, string][] = [];
-    const memberEvents: TransactionAction[] = [];
+    const memberEvents: Row[] = [];
     const addresses: string[] = [];
     const ownEvents: string[] = [];
     const ownTxs: [string, number][] = [];
@@ -213,17 +221,22 @@ export class Projector {
       if (!journal) continue;
       for (const [subjectRef, bankId] of journal.updates) pairs.push([subjectRef, bankId]);
       for (const [address, logIndex] of journal.members) {
-        memberEvents.push(['delete', { partitionKey: MEMBER_EVENTS, rowKey: positionKey(number, logIndex) }]);
+        memberEvents.push({ partitionKey: MEMBER_EVENTS, rowKey: positionKey(number, logIndex) });
         addresses.push(address);
       }
       ownEvents.push(...journal.ownEvents);
       ownTxs.push(...journal.ownTxs);
     }
     await this.ledger.rollBack(pairs, ancestor);
-    await submitTolerant(await this.tables.table(TABLES.members), memberEvents);
+    await deleteRows(await this.tables.table(TABLES.members), memberEvents);
     await this.recomputeMembers(addresses);
     if (ownEvents.length > 0) await this.outbox.markOrphaned(ownEvents);
     for (const [signer, nonce] of ownTxs) await this.batches.markOrphaned(signer, nonce);
+  }
+
+  /** Deletes the rows an older table layout left in CreditLedger; returns how many. */
+  dropOlderLayout(): Promise<number> {
+    return this.ledger.dropOlderLayout();
   }
 
   /** Removes everything projected from block `fromBlock` on (everything when at or below the first block). */
@@ -235,10 +248,7 @@ export class Projector {
       fromBlock <= 0 ? undefined : `PartitionKey eq '${MEMBER_EVENTS}' and blockNumber ge ${fromBlock}`,
       ['address']
     );
-    await submitTolerant(
-      members,
-      rows.map((r) => ['delete', { partitionKey: r.partitionKey, rowKey: r.rowKey }])
-    );
+    await deleteRows(members, rows);
     if (fromBlock > 0) await this.recomputeMembers(rows.map((r) => String(r.address)));
   }
 
@@ -287,18 +297,4 @@ function outcomeOf(event: Extract<RegistryEvent, { kind: 'updated' | 'skipped' }
     logIndex: event.at.logIndex,
     ...(event.kind === 'skipped' ? { skipReason: describeSkipReason(event.reason) } : {}),
   };
-}
-
-/** submitGrouped, where a transaction failing because a row it deletes is gone (a retried undo) goes row by row. */
-async function submitTolerant(table: TableClient, actions: TransactionAction[]): Promise<void> {
-  try {
-    await submitGrouped(table, actions);
-  } catch (err) {
-    if (!isNotFound(err) || actions.some(([kind]) => kind !== 'delete')) throw err;
-    for (const [, entity] of actions) {
-      await table.deleteEntity(entity.partitionKey, entity.rowKey).catch((inner) => {
-        if (!isNotFound(inner)) throw inner;
-      });
-    }
-  }
 }

@@ -21,10 +21,10 @@ const CHECKPOINT = { partitionKey: 'watcher', rowKey: 'checkpoint' } as const;
 
 /**
  * The table layout the projections are written in: 1 was CreditRecords + CreditRecordHistory (a partition per
- * subject), 2 is CreditLedger (256 buckets). A checkpoint of an older layout makes the watcher replay from the
- * deploy block into the new one (docs/read-api.md, "Migrating from layout 1").
+ * subject), 2 CreditLedger in 256 buckets, 3 is CreditLedger in 16 buckets. A checkpoint of an older layout makes
+ * the watcher drop layout 2's rows and replay from the deploy block (docs/read-api.md, "Migrating").
  */
-export const PROJECTION_LAYOUT = 2;
+export const PROJECTION_LAYOUT = 3;
 const BLOCKS = 'blocks';
 const blockKey = (n: number): string => String(n).padStart(15, '0');
 

@@ -23,7 +23,10 @@ export const WATCH_EVENTS = {
   reorgDetected: 'ReorgDetected',
   /** The watcher stopped: a reorg deeper than its window (property: reason). Sent on every run until rebuilt. */
   watcherHalted: 'WatcherHalted',
-  /** Projections in an older table layout: the watcher replays from the deploy block (properties: from, to, replayFromBlock). */
+  /**
+   * Projections in an older table layout: the watcher dropped the older layout's CreditLedger rows and replays from
+   * the deploy block (properties: from, to, replayFromBlock, droppedRows).
+   */
   projectionLayoutChanged: 'ProjectionLayoutChanged',
 } as const;
 
@@ -88,7 +91,7 @@ export const WATCH_NAMES: TelemetryName[] = [
     WATCH_EVENTS.projectionLayoutChanged,
     'event',
     '—',
-    ['from', 'to', 'replayFromBlock'],
-    'projections in an older table layout: replaying from the deploy block into the new one'
+    ['from', 'to', 'replayFromBlock', 'droppedRows'],
+    'projections in an older table layout: its rows dropped, replaying from the deploy block into the new one'
   ),
 ];

@@ -233,15 +233,18 @@ export class Watcher {
   }
 
   /**
-   * Projections written by an older version in an older table layout: replay the chain from the deploy block into
-   * the current layout (the old tables are left for downstream readers to move off). Settling this bank's own rows
-   * again is idempotent, so the replay is a catch-up like any other.
+   * Projections written by an older version in an older table layout: drop the older layout's rows from
+   * CreditLedger (layout 1's tables are left for downstream readers to move off) and replay the chain from the
+   * deploy block into the current layout. Settling this bank's own rows again is idempotent, so the replay is a
+   * catch-up like any other. The checkpoint moves last: a run that fails before starts over.
    */
   private async restartInNewLayout(checkpoint: Checkpoint): Promise<Checkpoint> {
+    const dropped = await this.projector.dropOlderLayout();
     this.deps.telemetry.event(WATCH_EVENTS.projectionLayoutChanged, {
       from: String(checkpoint.layout),
       to: String(PROJECTION_LAYOUT),
       replayFromBlock: String(this.settings.fromBlock),
+      droppedRows: String(dropped),
     });
     await this.state.deleteBlocks({});
     return this.state.writeCheckpoint(checkpoint, {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { diffCounts, startTableCounter, type TableCounter } from '../../bench/table-counter';
 import { startAzurite, type Azurite } from '../../local/stack/azurite';
 import { bucketOf, CreditLedger, recordKey, type LedgerUpdate } from '../../shared/storage/credit-ledger';
-import { TABLES, TableStore } from '../../shared/storage/tables';
+import { deleteRows, listRows, TABLES, TableStore } from '../../shared/storage/tables';
 
 /** The ledger's writes against Azurite, counted by the bench's proxy: what a bucket costs, replays, races, rollbacks. */
 describe('credit ledger (Azurite)', () => {
@@ -126,5 +126,23 @@ describe('credit ledger (Azurite)', () => {
     expect(history).toEqual(['e6', 'e4', 'e2', 'e0']);
     expect(all.every((r) => r.partitionKey === bucketOf(subject!) && r.subjectRef === subject)).toBe(true);
     expect((await new CreditLedger(tables).subject(subject!)).map((r) => r.kind)).toEqual(['record', 'record']);
+  });
+
+  it('drops only the rows of an older layout, and rows another process deleted meanwhile do not stop it', async () => {
+    const list = updates(subjects('c4', 3), 12);
+    await new CreditLedger(tables).apply(list);
+    const table = await tables.table(TABLES.creditLedger);
+    // Layout 2's rows: partitions of two hex digits.
+    const old = Array.from({ length: 150 }, (_, i) => ({ partitionKey: 'c4', rowKey: `old-${i}`, kind: 'history' }));
+    for (const row of old) await table.createEntity(row);
+    // A row already gone makes a transaction fail (404): the rest of its group is deleted row by row.
+    await table.deleteEntity('c4', 'old-7');
+    await deleteRows(table, old.slice(0, 100));
+    expect((await listRows(table, "PartitionKey eq 'c4'")).length).toBe(50);
+
+    expect(await new CreditLedger(tables).dropOlderLayout()).toBe(50);
+    expect((await listRows(table)).filter((r) => r.partitionKey.length !== 1)).toEqual([]);
+    expect(await rows('record')).toEqual(newest(list));
+    expect((await rows('history')).size).toBe(12);
   });
 });

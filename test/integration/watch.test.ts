@@ -1,6 +1,6 @@
 import { Batches } from '../../shared/storage/batches';
 import { Outbox } from '../../shared/storage/outbox';
-import { TABLES } from '../../shared/storage/tables';
+import { listRows, TABLES } from '../../shared/storage/tables';
 import { bucketOf, CreditLedger, recordKey } from '../../shared/storage/credit-ledger';
 import { rebuildProjections } from '../../shared/watch/rebuild';
 import { PROJECTION_LAYOUT, readWatcherStatus, WatcherStateStore } from '../../shared/watch/state';
@@ -30,7 +30,7 @@ describe('watch', () => {
   const fresh = (): string => `fresh${++freshAccounts}`;
 
   beforeAll(async () => {
-    chain = await startReadPathChain(['banka', 'bankb', ...Array.from({ length: 12 }, (_, i) => `fresh${i + 1}`)]);
+    chain = await startReadPathChain(['banka', 'bankb', ...Array.from({ length: 13 }, (_, i) => `fresh${i + 1}`)]);
   });
   afterAll(async () => chain?.stop());
 
@@ -309,10 +309,54 @@ describe('watch', () => {
         from: '1',
         to: String(PROJECTION_LAYOUT),
         replayFromBlock: String(chain.deployBlock),
+        droppedRows: '0',
       });
       expect(result.blocks).toBe(result.checkpointBlock - chain.deployBlock + 1);
       expect(await dumpProjections(tables)).toEqual(projected);
       expect((await new WatcherStateStore(tables).readCheckpoint(0)).layout).toBe(PROJECTION_LAYOUT);
+    } finally {
+      a.chain.destroy();
+    }
+  });
+
+  it('drops the rows of layout 2 (256 buckets) and replays into 16 buckets when the checkpoint is of layout 2', async () => {
+    const tables = storeFor(chain, fresh());
+    const telemetry = recordingTelemetry();
+    const a = watcherFor(tables, chain.anvil.rpcUrl, watchSettings(chain, 'BANK-A'), telemetry);
+    try {
+      await submit(chain, 'BANK-B', [
+        creditRecord(subject(), 1n),
+        creditRecord(subject(), 2n),
+        creditRecord(subject(), 3n),
+      ]);
+      await mine(chain.provider, 2);
+      await a.watcher.run();
+      const projected = await dumpProjections(tables);
+      // What layout 2 leaves behind: the same rows in partitions of the subject ref's first two hex digits.
+      const ledger = await tables.table(TABLES.creditLedger);
+      const rows = await listRows(ledger);
+      for (const { etag: _e, timestamp: _t, ...row } of rows) {
+        const oldBucket = row.kind === 'watermark' ? `${row.partitionKey}0` : String(row.subjectRef).slice(2, 4);
+        await ledger.createEntity({ ...row, partitionKey: oldBucket });
+        await ledger.deleteEntity(row.partitionKey, row.rowKey);
+      }
+      const state = await tables.table(TABLES.watcher);
+      const {
+        etag: _e,
+        timestamp: _t,
+        ...old
+      } = await state.getEntity<Record<string, unknown>>('watcher', 'checkpoint');
+      await state.updateEntity({ ...(old as { partitionKey: string; rowKey: string }), layout: 2 }, 'Replace');
+
+      await a.watcher.run();
+      expect(telemetry.events.find((e) => e.name === WATCH_EVENTS.projectionLayoutChanged)?.properties).toEqual({
+        from: '2',
+        to: String(PROJECTION_LAYOUT),
+        replayFromBlock: String(chain.deployBlock),
+        droppedRows: String(rows.length),
+      });
+      expect(await dumpProjections(tables)).toEqual(projected);
+      expect((await listRows(ledger)).map((r) => r.partitionKey).filter((pk) => pk.length !== 1)).toEqual([]);
     } finally {
       a.chain.destroy();
     }
