@@ -21,7 +21,10 @@ export const WATCH_METRICS = {
 export const WATCH_EVENTS = {
   /** A reorg within the window was undone (properties: ancestor, tip, depth). */
   reorgDetected: 'ReorgDetected',
-  /** The watcher stopped: a reorg deeper than its window (property: reason). Sent on every run until rebuilt. */
+  /**
+   * The watcher stopped (property: reason): a reorg deeper than its window (sent on every run until rebuilt), or
+   * projections in a newer table layout than this version's (on every run until a newer version is deployed).
+   */
   watcherHalted: 'WatcherHalted',
   /**
    * Projections in an older table layout: the watcher dropped the older layout's CreditLedger rows and replays from
@@ -84,7 +87,7 @@ export const WATCH_NAMES: TelemetryName[] = [
     'event',
     '—',
     ['reason'],
-    'the watcher stopped: a reorg deeper than its window'
+    'the watcher stopped: a reorg deeper than its window, or projections in a newer table layout'
   ),
   telemetryName(
     'watch',

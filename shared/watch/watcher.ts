@@ -122,7 +122,14 @@ export class Watcher {
   async run(options: { onProgress?: (progress: WatchProgress) => void } = {}): Promise<WatchRunResult> {
     let checkpoint = await this.state.readCheckpoint(this.settings.fromBlock);
     if (checkpoint.halted) throw this.halted(checkpoint.haltedReason);
-    if (checkpoint.layout !== PROJECTION_LAYOUT) checkpoint = await this.restartInNewLayout(checkpoint);
+    if (checkpoint.layout > PROJECTION_LAYOUT) {
+      // A newer version migrated these tables: going back would drop its rows and replay, and it would do the same.
+      throw this.halted(
+        `the projections are in table layout ${checkpoint.layout}, newer than this version's ${PROJECTION_LAYOUT}: ` +
+          'a newer version of ledger-bridge wrote them; deploy it (or a later one) instead of this one'
+      );
+    }
+    if (checkpoint.layout < PROJECTION_LAYOUT) checkpoint = await this.restartInNewLayout(checkpoint);
     const result: WatchRunResult = {
       outcome: 'up-to-date',
       checkpointBlock: checkpoint.block,

@@ -30,7 +30,7 @@ describe('watch', () => {
   const fresh = (): string => `fresh${++freshAccounts}`;
 
   beforeAll(async () => {
-    chain = await startReadPathChain(['banka', 'bankb', ...Array.from({ length: 13 }, (_, i) => `fresh${i + 1}`)]);
+    chain = await startReadPathChain(['banka', 'bankb', ...Array.from({ length: 14 }, (_, i) => `fresh${i + 1}`)]);
   });
   afterAll(async () => chain?.stop());
 
@@ -357,6 +357,36 @@ describe('watch', () => {
       });
       expect(await dumpProjections(tables)).toEqual(projected);
       expect((await listRows(ledger)).map((r) => r.partitionKey).filter((pk) => pk.length !== 1)).toEqual([]);
+    } finally {
+      a.chain.destroy();
+    }
+  });
+
+  it('refuses a checkpoint of a newer table layout, and leaves the projections as they are', async () => {
+    const tables = storeFor(chain, fresh());
+    const telemetry = recordingTelemetry();
+    const a = watcherFor(tables, chain.anvil.rpcUrl, watchSettings(chain, 'BANK-A'), telemetry);
+    try {
+      await submit(chain, 'BANK-B', [creditRecord(subject(), 1n)]);
+      await mine(chain.provider, 2);
+      await a.watcher.run();
+      const projected = await dumpProjections(tables);
+      const state = await tables.table(TABLES.watcher);
+      const {
+        etag: _e,
+        timestamp: _t,
+        ...row
+      } = await state.getEntity<Record<string, unknown>>('watcher', 'checkpoint');
+      const newer = PROJECTION_LAYOUT + 1;
+      await state.updateEntity({ ...(row as { partitionKey: string; rowKey: string }), layout: newer }, 'Replace');
+
+      await expect(a.watcher.run()).rejects.toThrow(
+        `the projections are in table layout ${newer}, newer than this version's ${PROJECTION_LAYOUT}`
+      );
+      expect(telemetry.events.map((e) => e.name)).toContain(WATCH_EVENTS.watcherHalted);
+      expect(telemetry.events.map((e) => e.name)).not.toContain(WATCH_EVENTS.projectionLayoutChanged);
+      expect(await dumpProjections(tables)).toEqual(projected);
+      expect((await new WatcherStateStore(tables).readCheckpoint(0)).layout).toBe(newer);
     } finally {
       a.chain.destroy();
     }
