@@ -283,29 +283,45 @@ describe('watch', () => {
     }
   });
 
-  it('replays from the deploy block into the current table layout when the checkpoint is of an older one', async () => {
+  /**
+   * A bank's watcher that has projected `records` of BANK-B's, and the checkpoint rewritten as a version of table
+   * layout `layout` leaves it (no layout field: a version before CreditLedger).
+   */
+  async function projectedInLayout(records: number, layout: number | undefined) {
     const tables = storeFor(chain, fresh());
     const telemetry = recordingTelemetry();
     const a = watcherFor(tables, chain.anvil.rpcUrl, watchSettings(chain, 'BANK-A'), telemetry);
-    try {
-      await submit(chain, 'BANK-B', [creditRecord(subject(), 1n), creditRecord(subject(), 2n)]);
-      await mine(chain.provider, 2);
-      await a.watcher.run();
-      const projected = await dumpProjections(tables);
-      // What a version before CreditLedger leaves behind: its checkpoint at the head, without a layout, and no
-      // CreditLedger rows (its records are in the old tables).
-      await new CreditLedger(tables).clearFrom(0);
-      const state = await tables.table(TABLES.watcher);
-      const {
-        etag: _e,
-        timestamp: _t,
-        layout: _l,
-        ...old
-      } = await state.getEntity<Record<string, unknown>>('watcher', 'checkpoint');
-      await state.updateEntity(old as { partitionKey: string; rowKey: string }, 'Replace');
+    await submit(
+      chain,
+      'BANK-B',
+      Array.from({ length: records }, (_, i) => creditRecord(subject(), BigInt(i + 1)))
+    );
+    await mine(chain.provider, 2);
+    await a.watcher.run();
+    const projected = await dumpProjections(tables);
+    const state = await tables.table(TABLES.watcher);
+    const {
+      etag: _e,
+      timestamp: _t,
+      layout: _l,
+      ...row
+    } = await state.getEntity<Record<string, unknown>>('watcher', 'checkpoint');
+    await state.updateEntity(
+      { ...(row as { partitionKey: string; rowKey: string }), ...(layout && { layout }) },
+      'Replace'
+    );
+    return { tables, telemetry, a, projected };
+  }
+  const layoutChanged = (telemetry: ReturnType<typeof recordingTelemetry>) =>
+    telemetry.events.find((e) => e.name === WATCH_EVENTS.projectionLayoutChanged)?.properties;
 
+  it('replays from the deploy block into the current table layout when the checkpoint is of an older one', async () => {
+    const { tables, telemetry, a, projected } = await projectedInLayout(2, undefined);
+    try {
+      // A version before CreditLedger left no CreditLedger rows (its records are in the old tables).
+      await new CreditLedger(tables).clearFrom(0);
       const result = await a.watcher.run();
-      expect(telemetry.events.find((e) => e.name === WATCH_EVENTS.projectionLayoutChanged)?.properties).toEqual({
+      expect(layoutChanged(telemetry)).toEqual({
         from: '1',
         to: String(PROJECTION_LAYOUT),
         replayFromBlock: String(chain.deployBlock),
@@ -320,18 +336,8 @@ describe('watch', () => {
   });
 
   it('drops the rows of layout 2 (256 buckets) and replays into 16 buckets when the checkpoint is of layout 2', async () => {
-    const tables = storeFor(chain, fresh());
-    const telemetry = recordingTelemetry();
-    const a = watcherFor(tables, chain.anvil.rpcUrl, watchSettings(chain, 'BANK-A'), telemetry);
+    const { tables, telemetry, a, projected } = await projectedInLayout(3, 2);
     try {
-      await submit(chain, 'BANK-B', [
-        creditRecord(subject(), 1n),
-        creditRecord(subject(), 2n),
-        creditRecord(subject(), 3n),
-      ]);
-      await mine(chain.provider, 2);
-      await a.watcher.run();
-      const projected = await dumpProjections(tables);
       // What layout 2 leaves behind: the same rows in partitions of the subject ref's first two hex digits.
       const ledger = await tables.table(TABLES.creditLedger);
       const rows = await listRows(ledger);
@@ -340,16 +346,8 @@ describe('watch', () => {
         await ledger.createEntity({ ...row, partitionKey: oldBucket });
         await ledger.deleteEntity(row.partitionKey, row.rowKey);
       }
-      const state = await tables.table(TABLES.watcher);
-      const {
-        etag: _e,
-        timestamp: _t,
-        ...old
-      } = await state.getEntity<Record<string, unknown>>('watcher', 'checkpoint');
-      await state.updateEntity({ ...(old as { partitionKey: string; rowKey: string }), layout: 2 }, 'Replace');
-
       await a.watcher.run();
-      expect(telemetry.events.find((e) => e.name === WATCH_EVENTS.projectionLayoutChanged)?.properties).toEqual({
+      expect(layoutChanged(telemetry)).toEqual({
         from: '2',
         to: String(PROJECTION_LAYOUT),
         replayFromBlock: String(chain.deployBlock),
@@ -363,28 +361,14 @@ describe('watch', () => {
   });
 
   it('refuses a checkpoint of a newer table layout, and leaves the projections as they are', async () => {
-    const tables = storeFor(chain, fresh());
-    const telemetry = recordingTelemetry();
-    const a = watcherFor(tables, chain.anvil.rpcUrl, watchSettings(chain, 'BANK-A'), telemetry);
+    const newer = PROJECTION_LAYOUT + 1;
+    const { tables, telemetry, a, projected } = await projectedInLayout(1, newer);
     try {
-      await submit(chain, 'BANK-B', [creditRecord(subject(), 1n)]);
-      await mine(chain.provider, 2);
-      await a.watcher.run();
-      const projected = await dumpProjections(tables);
-      const state = await tables.table(TABLES.watcher);
-      const {
-        etag: _e,
-        timestamp: _t,
-        ...row
-      } = await state.getEntity<Record<string, unknown>>('watcher', 'checkpoint');
-      const newer = PROJECTION_LAYOUT + 1;
-      await state.updateEntity({ ...(row as { partitionKey: string; rowKey: string }), layout: newer }, 'Replace');
-
       await expect(a.watcher.run()).rejects.toThrow(
         `the projections are in table layout ${newer}, newer than this version's ${PROJECTION_LAYOUT}`
       );
       expect(telemetry.events.map((e) => e.name)).toContain(WATCH_EVENTS.watcherHalted);
-      expect(telemetry.events.map((e) => e.name)).not.toContain(WATCH_EVENTS.projectionLayoutChanged);
+      expect(layoutChanged(telemetry)).toBeUndefined();
       expect(await dumpProjections(tables)).toEqual(projected);
       expect((await new WatcherStateStore(tables).readCheckpoint(0)).layout).toBe(newer);
     } finally {
