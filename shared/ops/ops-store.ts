@@ -1,5 +1,5 @@
 import type { TableClient } from '@azure/data-tables';
-import { isNotFound, odata, submitGrouped, TABLES, type TableStore } from '../storage/tables';
+import { deleteRows, isNotFound, listRows, odata, submitGrouped, TABLES, type TableStore } from '../storage/tables';
 import { alertKey, type AlertRule, type AlertState } from './alerts';
 import type { BeatSample } from './model';
 import type { UnsupportedMethods } from './probe';
@@ -181,17 +181,8 @@ export class OpsStore {
     const filter =
       `(PartitionKey ge ${odata(SAMPLES)} and PartitionKey lt ${odata(cutoffPartition)}) or ` +
       `(PartitionKey eq ${odata(cutoffPartition)} and RowKey lt ${odata(before)})`;
-    const old: { partitionKey: string; rowKey: string }[] = [];
-    for await (const row of table.listEntities({ queryOptions: { filter, select: ['PartitionKey', 'RowKey'] } })) {
-      old.push({ partitionKey: String(row.partitionKey), rowKey: String(row.rowKey) });
-    }
-    await Promise.all(
-      old.map((k) =>
-        table.deleteEntity(k.partitionKey, k.rowKey).catch((err) => {
-          if (!isNotFound(err)) throw err;
-        })
-      )
-    );
+    const old = await listRows(table, filter, []);
+    await deleteRows(table, old);
     return old.length;
   }
 }

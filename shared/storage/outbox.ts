@@ -2,11 +2,13 @@ import { createHash } from 'node:crypto';
 import type { TableClient, TransactionAction } from '@azure/data-tables';
 import { forEachLimit, groupBy } from '../util';
 import {
+  deleteRows,
   isConflict,
   isNotFound,
   MAX_TRANSACTION_ACTIONS,
   odata,
   submitGrouped,
+  submitGroupedTolerant,
   TABLES,
   type TableStore,
 } from './tables';
@@ -283,9 +285,9 @@ export class Outbox {
   /** Deletes pending rows an earlier version marked claimed (idempotent: a row already gone is fine). */
   private async dropPendingRows(records: PendingRecord[]): Promise<void> {
     const table = await this.table();
-    await submitGroupedTolerant(
+    await deleteRows(
       table,
-      records.map((r) => ['delete', { partitionKey: shardOf(r.eventId), rowKey: pendingRowKey(r) }])
+      records.map((r) => ({ partitionKey: shardOf(r.eventId), rowKey: pendingRowKey(r) }))
     );
   }
 
@@ -422,25 +424,5 @@ async function claimAll(table: TableClient, records: PendingRecord[], signer: st
   } catch (err) {
     if (isNotFound(err)) return false;
     throw err;
-  }
-}
-
-/**
- * Like submitGrouped, but a transaction that fails because a row is already gone (a retry after a partial
- * run) is replayed one action at a time, skipping the missing rows: the end state is the same either way.
- */
-async function submitGroupedTolerant(table: TableClient, actions: TransactionAction[]): Promise<void> {
-  try {
-    await submitGrouped(table, actions);
-  } catch (err) {
-    if (!isNotFound(err)) throw err;
-    for (const [kind, entity, mode] of actions as [string, { partitionKey: string; rowKey: string }, 'Merge'?][]) {
-      try {
-        if (kind === 'delete') await table.deleteEntity(entity.partitionKey, entity.rowKey);
-        else await table.updateEntity(entity, mode ?? 'Merge');
-      } catch (inner) {
-        if (!isNotFound(inner)) throw inner;
-      }
-    }
   }
 }

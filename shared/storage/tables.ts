@@ -80,26 +80,47 @@ export async function submitGrouped(table: TableClient, actions: TransactionActi
 }
 
 /**
- * Deletes rows by key, as transactions grouped by partition. A transaction failing because one of its rows is gone
- * already (a retried undo, or another process deleting the same rows) is done again row by row. Up to 16
- * partitions at once.
+ * submitGrouped for actions whose row may be gone already (a retry after a partial run, another process deleting
+ * the same rows): a transaction failing with 404 is replayed action by action, skipping the missing rows, so the
+ * end state is the same either way. Up to 16 partitions at once.
  */
-export async function deleteRows(table: TableClient, keys: { partitionKey: string; rowKey: string }[]): Promise<void> {
-  await forEachLimit(groupBy(keys, (k) => k.partitionKey).values(), 16, async (list) => {
+export async function submitGroupedTolerant(table: TableClient, actions: TransactionAction[]): Promise<void> {
+  await forEachLimit(groupBy(actions, partitionOf).values(), 16, async (list) => {
     for (let i = 0; i < list.length; i += MAX_TRANSACTION_ACTIONS) {
       const group = list.slice(i, i + MAX_TRANSACTION_ACTIONS);
       try {
-        await table.submitTransaction(group.map(({ partitionKey, rowKey }) => ['delete', { partitionKey, rowKey }]));
+        await table.submitTransaction(group);
       } catch (err) {
         if (!isNotFound(err)) throw err;
-        for (const { partitionKey, rowKey } of group) {
-          await table.deleteEntity(partitionKey, rowKey).catch((inner) => {
+        for (const action of group) {
+          await submitOne(table, action).catch((inner) => {
             if (!isNotFound(inner)) throw inner;
           });
         }
       }
     }
   });
+}
+
+async function submitOne(table: TableClient, action: TransactionAction): Promise<unknown> {
+  switch (action[0]) {
+    case 'delete':
+      return table.deleteEntity(action[1].partitionKey, action[1].rowKey);
+    case 'update':
+      return table.updateEntity(action[1], action[2], action[3]);
+    case 'upsert':
+      return table.upsertEntity(action[1], action[2]);
+    case 'create':
+      return table.createEntity(action[1]);
+  }
+}
+
+/** Deletes rows by key (submitGroupedTolerant: a row already gone is fine). */
+export function deleteRows(table: TableClient, keys: { partitionKey: string; rowKey: string }[]): Promise<void> {
+  return submitGroupedTolerant(
+    table,
+    keys.map(({ partitionKey, rowKey }) => ['delete', { partitionKey, rowKey }])
+  );
 }
 
 export const partitionOf = (action: TransactionAction): string => (action[1] as TableEntity).partitionKey;

@@ -12,6 +12,7 @@ import { startNamespace, type LocalServiceBusNamespace } from '../../local/servi
 import { ServiceBusClient } from '@azure/service-bus';
 import { randomBytes } from 'node:crypto';
 import { HeartbeatService, type BeatResult } from '../../shared/ops/heartbeat';
+import type { BeatSample } from '../../shared/ops/model';
 import { OpsStore } from '../../shared/ops/ops-store';
 import { EVENTS, METRICS, availabilityName } from '../../shared/ops/telemetry-names';
 import { Outbox } from '../../shared/storage/outbox';
@@ -194,6 +195,24 @@ describe('heartbeat (3 anvil validators, Azurite, App Insights stand-in)', () =>
     expect(result.transitions.map((t) => `${t.kind} ${t.alert.rule} ${t.alert.subject}`)).toContain(
       `fired DeadLetters ${CREDIT_UPDATES_QUEUE}`
     );
+  });
+
+  it('prunes samples older than the retention, across hour partitions, and keeps the rest', async () => {
+    // In 2020: far below the beats the other tests store, which stay.
+    const store = new OpsStore(tables);
+    const at = (time: string): BeatSample => ({
+      t: `2020-01-01T${time}.000Z`,
+      validators: [],
+      chain: {},
+      pipeline: { rejections: 0, projectionLagBlocks: 0, projectionLagSeconds: 0 },
+    });
+    for (const time of ['00:10:00', '00:50:00', '01:05:00', '01:20:00']) await store.addSample(at(time));
+    const cutoff = Date.parse('2020-01-01T01:10:00.000Z');
+
+    expect(await store.pruneSamples(cutoff)).toBe(3);
+    const left = await store.samples(Date.parse('2020-01-01T00:00:00.000Z'), Date.parse('2020-01-01T02:00:00.000Z'));
+    expect(left.map((sample) => sample.t)).toEqual(['2020-01-01T01:20:00.000Z']);
+    expect(await store.pruneSamples(cutoff)).toBe(0);
   });
 
   it('sends telemetry with the documented names', async () => {
