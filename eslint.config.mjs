@@ -24,6 +24,13 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/no-floating-promises': 'error',
       '@typescript-eslint/require-await': 'off',
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "CallExpression[callee.property.name='submitTransaction']",
+          message: 'Use submitTransaction(table, actions) from shared/storage/table-transaction (why: see there).',
+        },
+      ],
     },
   },
   {

@@ -8,6 +8,7 @@ import {
   listRows,
   MAX_TRANSACTION_ACTIONS,
   odata,
+  submitTransaction,
   TABLES,
   type TableStore,
 } from './tables';
@@ -283,7 +284,7 @@ export class CreditLedger {
     };
     const move: TransactionAction =
       watermark.etag === undefined ? ['create', row] : ['update', row, 'Replace', { etag: watermark.etag }];
-    const response = await table.submitTransaction([...actions, move]);
+    const response = await submitTransaction(table, [...actions, move]);
     const next: Watermark = {
       blockNumber: to.blockNumber,
       logIndex: to.logIndex,

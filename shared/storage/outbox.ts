@@ -9,6 +9,7 @@ import {
   odata,
   submitGrouped,
   submitGroupedTolerant,
+  submitTransaction,
   TABLES,
   type TableStore,
 } from './tables';
@@ -142,7 +143,7 @@ export class Outbox {
   async accept(event: Omit<OutboxEvent, 'status'>): Promise<AcceptOutcome> {
     const table = await this.table();
     try {
-      await table.submitTransaction(acceptActions(event));
+      await submitTransaction(table, acceptActions(event));
       return { outcome: 'accepted' };
     } catch (err) {
       if (!isExisting(err)) throw err;
@@ -165,7 +166,10 @@ export class Outbox {
         for (let start = 0; start < indexes.length; start += perTransaction) {
           const chunk = indexes.slice(start, start + perTransaction);
           try {
-            await table.submitTransaction(chunk.flatMap((i) => acceptActions(events[i]!)));
+            await submitTransaction(
+              table,
+              chunk.flatMap((i) => acceptActions(events[i]!))
+            );
             for (const i of chunk) outcomes[i] = { outcome: 'accepted' };
           } catch (err) {
             if (!isExisting(err)) throw err;
@@ -419,7 +423,7 @@ async function claimAll(table: TableClient, records: PendingRecord[], signer: st
     ];
   });
   try {
-    await table.submitTransaction(actions);
+    await submitTransaction(table, actions);
     return true;
   } catch (err) {
     if (isNotFound(err)) return false;

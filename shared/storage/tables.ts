@@ -3,6 +3,9 @@ import { TableClient, type TableEntity, type TransactionAction } from '@azure/da
 import type { TokenCredential } from '@azure/core-auth';
 import type { StorageConfig } from '../config';
 import { forEachLimit, groupBy } from '../util';
+import { MAX_TRANSACTION_ACTIONS, submitTransaction, tablesHttpClient } from './table-transaction';
+
+export { MAX_TRANSACTION_ACTIONS, submitTransaction } from './table-transaction';
 
 /** Every table the app owns, in this bank's storage account. */
 export const TABLES = {
@@ -33,9 +36,10 @@ export class TableStore {
       if (this.storage.connectionString) {
         client = TableClient.fromConnectionString(this.storage.connectionString, name, {
           allowInsecureConnection: true,
+          httpClient: tablesHttpClient,
         });
       } else if (this.storage.tableUrl && this.credential) {
-        client = new TableClient(this.storage.tableUrl, name, this.credential);
+        client = new TableClient(this.storage.tableUrl, name, this.credential, { httpClient: tablesHttpClient });
       } else {
         throw new Error('storage is not configured: neither a table URL with a credential nor a connection string');
       }
@@ -59,9 +63,6 @@ export const isConflict = (err: unknown): boolean => err instanceof RestError &&
 export const isNotFound = (err: unknown): boolean => err instanceof RestError && err.statusCode === 404;
 export const isPreconditionFailed = (err: unknown): boolean => err instanceof RestError && err.statusCode === 412;
 
-/** Azure Tables allows at most 100 operations, all in one partition, per transaction. */
-export const MAX_TRANSACTION_ACTIONS = 100;
-
 /**
  * Runs actions as entity-group transactions: grouped by partition, at most 100 per transaction. Each
  * transaction is atomic; the groups are not atomic with each other, so callers use idempotent actions
@@ -72,7 +73,7 @@ export async function submitGrouped(table: TableClient, actions: TransactionActi
   let transactions = 0;
   for (const list of byPartition.values()) {
     for (let i = 0; i < list.length; i += MAX_TRANSACTION_ACTIONS) {
-      await table.submitTransaction(list.slice(i, i + MAX_TRANSACTION_ACTIONS));
+      await submitTransaction(table, list.slice(i, i + MAX_TRANSACTION_ACTIONS));
       transactions++;
     }
   }
@@ -89,7 +90,7 @@ export async function submitGroupedTolerant(table: TableClient, actions: Transac
     for (let i = 0; i < list.length; i += MAX_TRANSACTION_ACTIONS) {
       const group = list.slice(i, i + MAX_TRANSACTION_ACTIONS);
       try {
-        await table.submitTransaction(group);
+        await submitTransaction(table, group);
       } catch (err) {
         if (!isNotFound(err)) throw err;
         for (const action of group) {
