@@ -13,6 +13,8 @@ describe('table transactions (Azurite, against the SDK)', () => {
   let sdk: TableClient;
   let ours: TableClient;
   let n = 0;
+  /** The request line of every part of every $batch each client sent (method and entity URL). */
+  const sent = new Map<TableClient, string[]>();
 
   beforeAll(async () => {
     azurite = await startAzurite();
@@ -25,6 +27,17 @@ describe('table transactions (Azurite, against the SDK)', () => {
         allowInsecureConnection: true,
       });
       await client.createTable();
+      const lines: string[] = [];
+      sent.set(client, lines);
+      client.pipeline.addPolicy({
+        name: 'capture-batch',
+        sendRequest: (request, next) => {
+          if (request.url.endsWith('$batch') && typeof request.body === 'string') {
+            lines.push(...(request.body.match(/^[A-Z]+ \S+ HTTP\/1\.1(?=\r$)/gm) ?? []));
+          }
+          return next(request);
+        },
+      });
       return client;
     };
     sdk = await open(`Sdk${n}`);
@@ -83,6 +96,14 @@ describe('table transactions (Azurite, against the SDK)', () => {
     ]);
     expect(deleted).toEqual(deletedSdk);
     expect((await contents(ours)).map((r) => r.rowKey).sort()).toEqual(['new', 'r%3', "r'1"].sort());
+
+    // Azurite reads keys more leniently than the service: the entity URLs themselves must be the SDK's.
+    const urls = (client: TableClient) => sent.get(client)!.map((line) => line.replace(client.tableName, 'T'));
+    expect(urls(ours)).toHaveLength(10);
+    expect(urls(ours)).toEqual(urls(sdk));
+    expect(urls(ours)).toContain(
+      `PATCH ${ours.url}/T(PartitionKey='bank%20''A''%20100%25%2B%C3%A9',RowKey='r''1') HTTP/1.1`
+    );
   });
 
   it('returns ETags that guard the next update, and fails a stale one with 412 as the SDK does', async () => {
