@@ -1,4 +1,16 @@
-import { FetchRequest, JsonRpcProvider, Network, isError, type JsonRpcPayload, type JsonRpcResult } from 'ethers';
+import http from 'node:http';
+import https from 'node:https';
+import { gunzipSync } from 'node:zlib';
+import {
+  FetchRequest,
+  JsonRpcProvider,
+  Network,
+  isError,
+  makeError,
+  type FetchGetUrlFunc,
+  type JsonRpcPayload,
+  type JsonRpcResult,
+} from 'ethers';
 import { redactUrl } from '../redact';
 
 /**
@@ -77,7 +89,8 @@ class HttpJsonRpcProvider extends JsonRpcProvider {
   // Typed as ethers types it: the answers may be JSON-RPC errors too, which ethers' caller sorts out.
   override async _send(payload: JsonRpcPayload | JsonRpcPayload[]): Promise<JsonRpcResult[]> {
     const request = this._getConnection();
-    request.body = JSON.stringify(payload);
+    // As bytes: a string body goes through ethers' JavaScript UTF-8 encoder (a raw transaction runs to 80 KB).
+    request.body = Buffer.from(JSON.stringify(payload));
     request.setHeader('content-type', 'application/json');
     const response = await request.send();
     response.assertOk();
@@ -100,16 +113,57 @@ export function endpointRequest(url: string, timeoutMs: number): FetchRequest {
   const redacted = redactUrl(url);
   const request = new FetchRequest(redacted);
   request.timeout = timeoutMs;
+  request.getUrlFunc = getUrl;
   if (redacted === url) return request;
-  const send = request.getUrlFunc; // ethers' default transport
   request.getUrlFunc = (req, signal) => {
-    if (req.url !== redacted) return send(req, signal);
+    if (req.url !== redacted) return getUrl(req, signal);
     const real = req.clone();
     real.url = url;
-    return send(real, signal);
+    return getUrl(real, signal);
   };
   return request;
 }
+
+/**
+ * ethers' Node.js transport with the answer's chunks joined once at the end. ethers' own copies the whole body
+ * received so far on every chunk: quadratic in the answer's size, and an eth_getLogs answer of a full chunk runs
+ * to megabytes (tens of megabytes of copies and garbage each). Same requests, errors and timeouts otherwise.
+ */
+const getUrl: FetchGetUrlFunc = (req, signal) =>
+  new Promise((resolve, reject) => {
+    const fail = (error: Error): void => reject(error);
+    const protocol = req.url.split(':')[0]!.toLowerCase();
+    if (protocol !== 'http' && protocol !== 'https')
+      return fail(makeError(`unsupported protocol ${protocol}`, 'UNSUPPORTED_OPERATION', { operation: 'request' }));
+    const request = (protocol === 'http' ? http : https).request(req.url, { method: req.method, headers: req.headers });
+    request.setTimeout(req.timeout, () => {
+      request.destroy();
+      fail(makeError('request timeout', 'TIMEOUT'));
+    });
+    signal?.addListener(() => {
+      request.destroy();
+      fail(makeError('request cancelled', 'CANCELLED'));
+    });
+    request.on('error', reject);
+    request.on('response', (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('error', reject);
+      response.on('end', () => {
+        try {
+          let body = chunks.length > 0 ? Buffer.concat(chunks) : null;
+          if (body && response.headers['content-encoding'] === 'gzip') body = gunzipSync(body);
+          const headers: Record<string, string> = {};
+          for (const [name, value] of Object.entries(response.headers))
+            headers[name] = Array.isArray(value) ? value.join(', ') : (value ?? '');
+          resolve({ statusCode: response.statusCode ?? 0, statusMessage: response.statusMessage ?? '', headers, body });
+        } catch (error) {
+          fail(makeError('bad response data', 'SERVER_ERROR', { request: req, info: { error } }));
+        }
+      });
+    });
+    request.end(req.body ?? undefined);
+  });
 
 /** Failures worth trying another endpoint (or again later) for, decided from ethers' error codes. */
 export function isTransient(err: unknown): boolean {

@@ -34,6 +34,8 @@ export interface BatchRow {
   enqueuedAts: string[];
   /** The latest transaction signed for this nonce (a fee bump replaces it): what a rebroadcast sends. */
   rawTx: string;
+  /** eth_estimateGas of the transaction when signed: the gas its records need, which sizes the next batch. */
+  gasEstimate?: number;
   /** Hashes of every transaction signed for this nonce, oldest first; the last one is rawTx's. */
   txHashes: string[];
   /** The outbox rows of eventIds are claimed for this nonce (see Outbox.claim); set before the first broadcast. */
@@ -137,6 +139,7 @@ export function fromEntity(entity: Record<string, unknown>): BatchRow {
     createdBlock: Number(entity.createdBlock ?? -1),
     broadcastAt: entity.broadcastAt as string | undefined,
     broadcastBlock: entity.broadcastBlock as number | undefined,
+    gasEstimate: entity.gasEstimate === undefined ? undefined : Number(entity.gasEstimate),
     broadcasts: Number(entity.broadcasts ?? 0),
     feeBumps: Number(entity.feeBumps ?? 0),
     minedTxHash: (entity.minedTxHash as string | undefined) || undefined,
@@ -154,6 +157,8 @@ export interface RecentBatches {
   rows: BatchRow[];
   /** The highest nonce with a row, if any. */
   highest?: number;
+  /** The row of the highest nonce in the table, settled or not. */
+  newest?: BatchRow;
   /** The read stopped at `limit` rows before reaching settled history. */
   truncated: boolean;
 }
@@ -210,6 +215,7 @@ export class Batches {
   async recent(signer: string, chainNonce: number, limit: number): Promise<RecentBatches> {
     const table = await this.table();
     const rows: BatchRow[] = [];
+    let newest: BatchRow | undefined;
     let truncated = false;
     const query = table.listEntities({
       queryOptions: { filter: `PartitionKey eq ${odata(signer.toLowerCase())}` },
@@ -217,6 +223,7 @@ export class Batches {
     scan: for await (const page of query.byPage({ maxPageSize: 32 })) {
       for (const entity of page) {
         const row = fromEntity(entity);
+        newest ??= row;
         if (row.nonce < chainNonce && row.status === 'confirmed') break scan;
         if (rows.length >= limit) {
           truncated = true;
@@ -226,7 +233,7 @@ export class Batches {
       }
     }
     const highest = rows[0]?.nonce;
-    return { rows: rows.reverse(), highest, truncated };
+    return { rows: rows.reverse(), highest, newest, truncated };
   }
 
   /** The highest nonce in the WAL for `signer`, if any (one-row read: the newest nonce sorts first). */

@@ -1,5 +1,5 @@
 import { keccak256, Transaction, type TransactionRequest } from 'ethers';
-import { registryInterface, registryErrorMessage } from '../chain/registry';
+import { encodeSubmitBatch, registryErrorMessage } from '../chain/registry';
 import type { Chain } from '../chain/provider';
 import type { Config } from '../config';
 import { eventIdToBytes16 } from '../domain/event-id';
@@ -50,23 +50,44 @@ export interface SubmitReport {
   held?: string;
 }
 
-/** Gas of one new record (measured: ~26.1k) with room for calldata variance, and of the transaction around it. */
+/**
+ * Gas of one new record (measured: ~26.1k) with room for calldata variance, and of the transaction around it.
+ * A batch is sized with this until the newest batch row's estimate says what records cost now: an update of a
+ * subject the chain already holds costs about a third of a new record (~8.9k).
+ */
 const GAS_PER_RECORD = 27_000;
 const GAS_PER_TX = 60_000;
 /** eth_estimateGas plus this margin becomes the transaction's gas limit. */
 const GAS_MARGIN_PERCENT = 5;
+/** Sizing from a measured gas per record aims this much under the budget, so that a like batch fits first time. */
+const SIZING_HEADROOM = 1.02;
+/** A batch this large says what a record costs; in a smaller one the transaction's own gas blurs it. */
+const MEASURING_BATCH = 50;
 /** A plain transfer: what a filler transaction (rule 4 of reconcile.ts) costs. */
 const TRANSFER_GAS = 21_000n;
 const WEI_PER_GWEI = 1_000_000_000n;
 
 const feeCap = (deps: SubmitDeps): bigint => BigInt(deps.config.submit.maxFeePerGasGwei) * WEI_PER_GWEI;
 
-/** Records per transaction: the configured cap, or what the gas budget (and a batch row) holds if all were new. */
-export function recordsPerTransaction(config: Pick<Config, 'submit'>): number {
+/** The most gas a batch's estimate may come to: its gas limit (estimate plus margin) then stays in the budget. */
+const gasTarget = (config: Pick<Config, 'submit'>): number =>
+  (config.submit.txGasBudget * 100) / (100 + GAS_MARGIN_PERCENT);
+
+/**
+ * Records per transaction: the configured cap, or what the gas budget (and a batch row) holds at `gasPerRecord`:
+ * by default as if every record were new, or as measured by the newest batch's estimate (with some headroom).
+ */
+export function recordsPerTransaction(config: Pick<Config, 'submit'>, gasPerRecord = GAS_PER_RECORD): number {
   if (config.submit.mode === 'naive') return 1;
-  const budget = (config.submit.txGasBudget * 100) / (100 + GAS_MARGIN_PERCENT);
-  const byGas = Math.floor((budget - GAS_PER_TX) / GAS_PER_RECORD);
+  const byGas = Math.floor((gasTarget(config) - GAS_PER_TX) / gasPerRecord);
   return Math.max(1, Math.min(config.submit.maxRecordsPerTx, MAX_RECORDS_PER_BATCH, byGas));
+}
+
+/** Gas per record the newest batch's estimate measured (with headroom); the worst case without one. */
+export function measuredGasPerRecord(newest: BatchRow | undefined): number {
+  const records = newest?.eventIds.length ?? 0;
+  if (!newest?.gasEstimate || records < MEASURING_BATCH) return GAS_PER_RECORD;
+  return Math.max(1_000, ((newest.gasEstimate - GAS_PER_TX) / records) * SIZING_HEADROOM);
 }
 
 interface Run {
@@ -75,6 +96,8 @@ interface Run {
   nonces: ChainNonces;
   fees: FeeModel;
   report: SubmitReport;
+  /** Records a new batch starts from: what the gas budget holds at the newest batch's gas per record. */
+  perTx: number;
 }
 
 /**
@@ -104,8 +127,9 @@ export async function runSubmit(deps: SubmitDeps): Promise<SubmitReport> {
     conflicts: 0,
     inFlight: 0,
   };
-  const run: Run = { deps, signer, nonces, fees, report };
   const recent = await deps.batches.recent(signer, nonces.latest, RECENT_ROWS_LIMIT);
+  const perTx = recordsPerTransaction(deps.config, measuredGasPerRecord(recent.newest));
+  const run: Run = { deps, signer, nonces, fees, report, perTx };
   for (const row of recent.rows) {
     if (row.status === 'signed' || row.status === 'mined') await guarded(run, () => settle(run, row));
   }
@@ -230,7 +254,7 @@ async function bumpFeesIfStuck(run: Run, row: BatchRow): Promise<boolean> {
     ...feeFields(bumped),
   });
   row.rawTx = raw;
-  row.txHashes.push(keccak256(raw));
+  row.txHashes.push(transactionHash(raw));
   row.feeBumps++;
   await deps.batches.update(row);
   deps.telemetry.metric(SUBMIT_METRICS.feeBumps, 1);
@@ -265,41 +289,52 @@ async function submitNew(run: Run, { gaps, live, next }: NoncePlan): Promise<voi
   const { deps, report } = run;
   const free = Math.max(0, deps.config.submit.maxInFlight - report.inFlight);
   if (gaps.length === 0 && free === 0) return;
-  const perTx = recordsPerTransaction(deps.config);
-  const pending = await deps.outbox.readPending((gaps.length + free) * perTx);
+  const pending = await deps.outbox.readPending((gaps.length + free) * run.perTx);
   let taken = 0;
-  const take = (): PendingRecord[] => pending.slice(taken, (taken += perTx));
+  // A batch takes what fits of the next perTx records; the rest stay for the next batch.
+  const upcoming = (): PendingRecord[] => pending.slice(taken, taken + run.perTx);
   for (const gap of gaps) {
-    const records = take();
-    if (!(await newBatch(run, gap.nonce, records, gap.row))) return;
+    const used = await newBatch(run, gap.nonce, upcoming(), gap.row);
+    if (used === undefined) return;
+    taken += used;
     report.gapsFilled++;
     deps.telemetry.event(SUBMIT_EVENTS.nonceGapFilled, {
       signer: run.signer,
       nonce: String(gap.nonce),
-      records: String(records.length),
+      records: String(used),
     });
   }
   const waited = gaps.length ? live.filter((r) => r.status === 'signed' && r.nonce > gaps[0]!.nonce) : [];
   for (const row of waited) await guarded(run, () => broadcastRow(run, row));
   for (let i = 0, nonce = next; i < free && taken < pending.length; i++, nonce++) {
-    if (!(await newBatch(run, nonce, take()))) return;
+    const used = await newBatch(run, nonce, upcoming());
+    if (used === undefined) return;
+    taken += used;
   }
 }
 
 /**
- * Signs `records` (a filler transfer when there are none) at `nonce`, writes the row ahead (a new row, or in
- * place of a given-up one), claims the records, and broadcasts. Records another submitter claimed meanwhile
- * are left out by signing again before anything is broadcast. False when another submitter holds the nonce.
+ * Signs what of `records` fits the gas budget (a filler transfer when there are none) at `nonce`, writes the row
+ * ahead (a new row, or in place of a given-up one), claims the records, and broadcasts. Records another submitter
+ * claimed meanwhile are left out by signing again before anything is broadcast. Returns how many of `records`
+ * the batch took (the rest stay pending); undefined when another submitter holds the nonce.
  */
-async function newBatch(run: Run, nonce: number, records: PendingRecord[], replacing?: BatchRow): Promise<boolean> {
+async function newBatch(
+  run: Run,
+  nonce: number,
+  candidates: PendingRecord[],
+  replacing?: BatchRow
+): Promise<number | undefined> {
   const { deps, report } = run;
+  const { rawTx, records, gasEstimate } = await sign(run, nonce, candidates, { fit: true });
   const row: BatchRow = {
     signer: run.signer,
     nonce,
     status: 'signed',
     eventIds: records.map((r) => r.eventId),
     enqueuedAts: records.map((r) => r.enqueuedAt),
-    rawTx: await sign(run, nonce, records),
+    rawTx,
+    gasEstimate,
     txHashes: [],
     claimed: false,
     createdAt: new Date().toISOString(),
@@ -307,20 +342,21 @@ async function newBatch(run: Run, nonce: number, records: PendingRecord[], repla
     broadcasts: 0,
     feeBumps: 0,
   };
-  row.txHashes.push(keccak256(row.rawTx));
+  row.txHashes.push(transactionHash(row.rawTx));
+  run.perTx = recordsPerTransaction(deps.config, measuredGasPerRecord(row)); // the next batch, sized by this one
   deps.crashPoints?.afterSign?.();
   if (replacing) {
     row.etag = replacing.etag;
     try {
       await deps.batches.update(row);
     } catch (err) {
-      if (err instanceof BatchConflictError) return false;
+      if (err instanceof BatchConflictError) return undefined;
       throw err;
     }
   } else if (!(await deps.batches.create(row))) {
     // Another submitter holds this nonce; our signed transaction was never broadcast, so dropping it is safe.
     deps.log?.(`submit: nonce ${nonce} is taken by another submitter; stopping this run`);
-    return false;
+    return undefined;
   }
   deps.crashPoints?.afterWriteAhead?.();
   const claimed = await deps.outbox.claim(records, run.signer, nonce);
@@ -334,7 +370,7 @@ async function newBatch(run: Run, nonce: number, records: PendingRecord[], repla
   report.inFlight++;
   deps.telemetry.metric(SUBMIT_METRICS.batches, 1);
   deps.telemetry.metric(SUBMIT_METRICS.recordsPerTx, claimed.length);
-  return true;
+  return records.length;
 }
 
 /** A row written before a crash, its records not (all) claimed: claim what is left, and never broadcast more. */
@@ -352,34 +388,58 @@ async function finishClaim(run: Run, row: BatchRow): Promise<void> {
 async function resign(run: Run, row: BatchRow, claimed: PendingRecord[]): Promise<void> {
   row.eventIds = claimed.map((r) => r.eventId);
   row.enqueuedAts = claimed.map((r) => r.enqueuedAt);
-  row.rawTx = await sign(run, row.nonce, claimed);
-  row.txHashes = [keccak256(row.rawTx)];
+  // Not fitted again: every claimed record must be in the transaction, and fewer records need less gas anyway.
+  const { rawTx, gasEstimate } = await sign(run, row.nonce, claimed, { fit: false });
+  Object.assign(row, { rawTx, gasEstimate });
+  row.txHashes = [transactionHash(row.rawTx)];
   await run.deps.batches.update(row);
 }
 
-async function sign(run: Run, nonce: number, records: PendingRecord[]): Promise<string> {
+interface Signed {
+  rawTx: string;
+  /** The records in the transaction: a prefix of those given (all of them unless fitted). */
+  records: PendingRecord[];
+  gasEstimate?: number;
+}
+
+/**
+ * Signs a batch of `records` at `nonce`. Fitted, a batch sized from a measured gas per record whose estimate
+ * overshoots the budget (its records cost more than the newest batch's) is cut to the worst-case size and
+ * estimated again: at most two estimates.
+ */
+async function sign(run: Run, nonce: number, records: PendingRecord[], { fit }: { fit: boolean }): Promise<Signed> {
   const { deps, signer, fees } = run;
   const chainId = BigInt(deps.config.chain.chainId);
   if (records.length === 0) {
     // A filler: a zero-value transfer to the signer itself, to use up a nonce that later ones wait on.
     const filler = { from: signer, to: signer, value: 0n, nonce, gasLimit: TRANSFER_GAS, chainId, ...feeFields(fees) };
-    return deps.signer.signTransaction(filler);
+    return { rawTx: await deps.signer.signTransaction(filler), records };
   }
   const to = deps.config.chain.registryAddress;
-  const data = registryInterface.encodeFunctionData('submitBatch', [
-    records.map((r) => ({ subject: r.subjectRef, eventId: eventIdToBytes16(r.eventId), data: BigInt(r.data) })),
-  ]);
-  let gasLimit: bigint;
-  try {
-    const estimate = await deps.chain.read((p) => p.estimateGas({ from: signer, to, data }));
-    gasLimit = (estimate * BigInt(100 + GAS_MARGIN_PERCENT)) / 100n;
-  } catch (err) {
-    // A revert here (not a member, a removed key) will not get better by sending: say so clearly.
-    throw new Error(`submit: the batch would fail: ${registryErrorMessage(err)}`);
+  for (;;) {
+    const data = encodeSubmitBatch(
+      records.map((r) => ({ subject: r.subjectRef, eventId: eventIdToBytes16(r.eventId), data: BigInt(r.data) }))
+    );
+    let estimate: bigint;
+    try {
+      estimate = await deps.chain.read((p) => p.estimateGas({ from: signer, to, data }));
+    } catch (err) {
+      // A revert here (not a member, a removed key) will not get better by sending: say so clearly.
+      throw new Error(`submit: the batch would fail: ${registryErrorMessage(err)}`);
+    }
+    const worstCase = recordsPerTransaction(deps.config);
+    if (fit && Number(estimate) > gasTarget(deps.config) && records.length > worstCase) {
+      records = records.slice(0, worstCase);
+      continue;
+    }
+    const gasLimit = (estimate * BigInt(100 + GAS_MARGIN_PERCENT)) / 100n;
+    const tx: TransactionRequest = { from: signer, to, data, nonce, gasLimit, chainId, ...feeFields(fees) };
+    return { rawTx: await deps.signer.signTransaction(tx), records, gasEstimate: Number(estimate) };
   }
-  const tx: TransactionRequest = { from: signer, to, data, nonce, gasLimit, chainId, ...feeFields(fees) };
-  return deps.signer.signTransaction(tx);
 }
+
+/** A signed transaction's hash; the bytes decoded natively, not by ethers' hex parser (the raw runs to 80 KB). */
+const transactionHash = (rawTx: string): string => keccak256(Buffer.from(rawTx.slice(2), 'hex'));
 
 async function broadcastRow(run: Run, row: BatchRow): Promise<void> {
   const { deps } = run;

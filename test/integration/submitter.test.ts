@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { Transaction, toQuantity } from 'ethers';
+import { registryInterface } from '../../shared/chain/registry';
+import { bytes16ToEventId } from '../../shared/domain/event-id';
 import { runSubmit } from '../../shared/submit/submitter';
 import { acceptEvents, chainView, drain, expectExactlyOnce, openRows, testBed, type Bed } from './support/submit-bed';
 import { recordingTelemetry } from './support/read-path-fixtures';
@@ -137,6 +139,60 @@ describe('submitter with the RPC endpoint down for a while', () => {
     await drain(bed, bed.deps());
     expectExactlyOnce(await chainView(bed), ids);
   }, 90_000);
+});
+
+describe('submitter batch sizes', () => {
+  const budget = 2_000_000;
+  let bed: Bed;
+  beforeAll(async () => {
+    bed = await testBed({ blockTimeSeconds: 1 }, { SUBMIT_TX_GAS_BUDGET: String(budget) });
+  });
+  afterAll(async () => bed?.stop());
+
+  /** Records and gas limit of each transaction that carried any of `ids`. */
+  async function transactionsOf(ids: string[]): Promise<{ records: number; gasLimit: bigint }[]> {
+    const wanted = new Set(ids);
+    const logs = await bed.provider.getLogs({ address: bed.registryAddress, fromBlock: bed.deployBlock });
+    const records = new Map<string, number>();
+    for (const log of logs) {
+      const parsed = registryInterface.parseLog(log);
+      if (parsed?.name !== 'CreditRecordUpdated' || !wanted.has(bytes16ToEventId(parsed.args.eventId as string)))
+        continue;
+      records.set(log.transactionHash, (records.get(log.transactionHash) ?? 0) + 1);
+    }
+    return Promise.all(
+      [...records].map(async ([hash, n]) => ({
+        records: n,
+        gasLimit: (await bed.provider.getTransaction(hash))!.gasLimit,
+      }))
+    );
+  }
+
+  it('fits batches to the gas budget by what records cost: updates go about three times as many a batch', async () => {
+    const subjects = Array.from({ length: 900 }, () => '0x' + randomBytes(32).toString('hex'));
+    const created = await acceptEvents(bed, subjects.length, subjects, 1);
+    await drain(bed, bed.deps());
+    const updated = await acceptEvents(bed, subjects.length, subjects, 2);
+    await drain(bed, bed.deps());
+    // New subjects after updates: sized at the updates' cost first, the batch overshoots and is cut to fit.
+    const createdAfter = await acceptEvents(bed, 600);
+    await drain(bed, bed.deps());
+    const view = await chainView(bed);
+    for (const ids of [created, updated, createdAfter]) expectExactlyOnce(view, ids);
+
+    const newTxs = await transactionsOf(created);
+    const updateTxs = await transactionsOf(updated);
+    const newAfterTxs = await transactionsOf(createdAfter);
+    const largest = (txs: { records: number }[]): number => Math.max(...txs.map((t) => t.records));
+    const all = [...newTxs, ...updateTxs, ...newAfterTxs];
+    expect(all.filter((t) => t.gasLimit > BigInt(budget))).toEqual([]);
+    expect(largest(updateTxs)).toBeGreaterThan(2.5 * largest(newTxs));
+    expect(largest(newAfterTxs)).toBeLessThanOrEqual(largest(newTxs) + 10);
+    console.log(
+      `records per transaction at a ${budget} gas budget: new ${newTxs.map((t) => t.records).join(', ')}; ` +
+        `updates ${updateTxs.map((t) => t.records).join(', ')}; new again ${newAfterTxs.map((t) => t.records).join(', ')}`
+    );
+  });
 });
 
 describe('submitter fees', () => {

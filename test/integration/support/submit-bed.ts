@@ -102,8 +102,16 @@ export async function testBed(
   };
 }
 
-/** Accepts `n` events for distinct subjects (or the given subject) into the outbox, returning their ids. */
-export async function acceptEvents(bed: Bed, n: number, subject?: string, firstSequence = 1): Promise<string[]> {
+/**
+ * Accepts `n` events into the outbox, returning their ids: for distinct new subjects, for one given subject
+ * (sequences rising from `firstSequence`), or for the given subjects, one each (all at `firstSequence`).
+ */
+export async function acceptEvents(
+  bed: Bed,
+  n: number,
+  subject?: string | string[],
+  firstSequence = 1
+): Promise<string[]> {
   const outbox = new Outbox(new TableStore(bed.config.storage));
   const ids: string[] = [];
   const now = Math.floor(Date.now() / 1000);
@@ -111,7 +119,7 @@ export async function acceptEvents(bed: Bed, n: number, subject?: string, firstS
     await Promise.all(
       Array.from({ length: Math.min(50, n - i) }, async (_, j) => {
         const eventId = randomUUID();
-        const sequence = BigInt(subject ? firstSequence + i + j : firstSequence);
+        const sequence = BigInt(typeof subject === 'string' ? firstSequence + i + j : firstSequence);
         const data = encodeRecord({
           sequence,
           asOf: now,
@@ -125,7 +133,7 @@ export async function acceptEvents(bed: Bed, n: number, subject?: string, firstS
         ids.push(eventId);
         await outbox.accept({
           eventId,
-          subjectRef: subject ?? '0x' + randomBytes(32).toString('hex'),
+          subjectRef: Array.isArray(subject) ? subject[i + j]! : (subject ?? '0x' + randomBytes(32).toString('hex')),
           data: toQuantity(data),
           sequence: String(sequence),
           enqueuedAt: new Date(Date.now() + i + j).toISOString(),
