@@ -113,8 +113,10 @@ export function endpointRequest(url: string, timeoutMs: number): FetchRequest {
   const redacted = redactUrl(url);
   const request = new FetchRequest(redacted);
   request.timeout = timeoutMs;
-  request.getUrlFunc = getUrl;
-  if (redacted === url) return request;
+  if (redacted === url) {
+    request.getUrlFunc = getUrl;
+    return request;
+  }
   request.getUrlFunc = (req, signal) => {
     if (req.url !== redacted) return getUrl(req, signal);
     const real = req.clone();

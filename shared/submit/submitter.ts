@@ -314,10 +314,10 @@ async function submitNew(run: Run, { gaps, live, next }: NoncePlan): Promise<voi
 }
 
 /**
- * Signs what of `records` fits the gas budget (a filler transfer when there are none) at `nonce`, writes the row
- * ahead (a new row, or in place of a given-up one), claims the records, and broadcasts. Records another submitter
- * claimed meanwhile are left out by signing again before anything is broadcast. Returns how many of `records`
- * the batch took (the rest stay pending); undefined when another submitter holds the nonce.
+ * Signs what of `candidates` fits the gas budget (a filler transfer when there are none) at `nonce`, writes the
+ * row ahead (a new row, or in place of a given-up one), claims the records, and broadcasts. Records another
+ * submitter claimed meanwhile are left out by signing again before anything is broadcast. Returns how many of
+ * `candidates` the batch took (the rest stay pending); undefined when another submitter holds the nonce.
  */
 async function newBatch(
   run: Run,
