@@ -85,7 +85,8 @@ function subRequest(base: string, tableName: string, action: TransactionAction):
   const entity = action[1];
   const url = `${base}/${tableName}(PartitionKey=${key(entity.partitionKey)},RowKey=${key(entity.rowKey)})`;
   const head = `Content-Type: application/http${CRLF}Content-Transfer-Encoding: binary${CRLF}${CRLF}`;
-  const json = 'Content-Type: application/json' + CRLF + 'Accept: application/json' + CRLF + 'DataServiceVersion: 3.0';
+  const accept = `Accept: application/json${CRLF}DataServiceVersion: 3.0`;
+  const json = `Content-Type: application/json${CRLF}${accept}`;
   switch (action[0]) {
     case 'create':
       return (
@@ -93,7 +94,7 @@ function subRequest(base: string, tableName: string, action: TransactionAction):
         entityJson(entity)
       );
     case 'delete':
-      return `${head}DELETE ${url} HTTP/1.1${CRLF}Accept: application/json${CRLF}DataServiceVersion: 3.0${CRLF}If-Match: *${CRLF}${CRLF}`;
+      return `${head}DELETE ${url} HTTP/1.1${CRLF}${accept}${CRLF}If-Match: *${CRLF}${CRLF}`;
     case 'upsert':
       return `${head}${verb(action[2])} ${url} HTTP/1.1${CRLF}${json}${CRLF}${CRLF}${entityJson(entity)}`;
     case 'update':
