@@ -185,7 +185,17 @@ export interface PhaseResult {
   chainRecordsPerSec: number;
   latencyAnotherBank: { p50: number; p95: number; p99: number; max: number };
   latencyEveryBank: { p50: number; p95: number; p99: number; max: number };
-  blocks: { first: number; last: number; measuredBlockTimeSec: number; txs: number; gasUsed: number };
+  blocks: {
+    first: number;
+    last: number;
+    measuredBlockTimeSec: number;
+    txs: number;
+    gasUsed: number;
+    /** Gas used over gas limit of the blocks between the phase's first and last, both left out (partial by nature). */
+    fill: number;
+    /** Every block of the phase: transactions, this phase's records, gas used. */
+    perBlock: { block: number; txs: number; records: number; gasUsed: number }[];
+  };
   timeline: { t: number; projectedAll: number; onChain: number }[];
   latencyPoints: [number, number][];
   signCalls: number;
@@ -318,15 +328,39 @@ export async function runPhase(
   }
 
   // Blocks, measured block time and gas of this phase's transactions.
-  const blocks = { first: sorted[0] ?? 0, last: sorted.at(-1) ?? 0, measuredBlockTimeSec: NaN, txs: 0, gasUsed: 0 };
+  const blocks: PhaseResult['blocks'] = {
+    first: sorted[0] ?? 0,
+    last: sorted.at(-1) ?? 0,
+    measuredBlockTimeSec: NaN,
+    txs: 0,
+    gasUsed: 0,
+    fill: NaN,
+    perBlock: [],
+  };
   const txs = new Set(tracker.txOf.values());
   blocks.txs = txs.size;
   if (txs.size <= 2_000) {
     for (const hash of txs) blocks.gasUsed += Number((await env.provider.getTransactionReceipt(hash))?.gasUsed ?? 0n);
   }
-  if (blocks.last > blocks.first) {
-    const [a, b] = await Promise.all([env.provider.getBlock(blocks.first), env.provider.getBlock(blocks.last)]);
-    blocks.measuredBlockTimeSec = round((b!.timestamp - a!.timestamp) / (blocks.last - blocks.first), 3);
+  if (blocks.last > blocks.first && blocks.last - blocks.first <= 1_000) {
+    const recordsIn = new Map<number, number>();
+    for (const b of sorted) recordsIn.set(b, (recordsIn.get(b) ?? 0) + 1);
+    const all = await Promise.all(
+      Array.from({ length: blocks.last - blocks.first + 1 }, (_, i) => env.provider.getBlock(blocks.first + i))
+    );
+    blocks.perBlock = all.map((b) => ({
+      block: b!.number,
+      txs: b!.transactions.length,
+      records: recordsIn.get(b!.number) ?? 0,
+      gasUsed: Number(b!.gasUsed),
+    }));
+    blocks.measuredBlockTimeSec = round((all.at(-1)!.timestamp - all[0]!.timestamp) / (blocks.last - blocks.first), 3);
+    const inner = all.slice(1, -1);
+    if (inner.length > 0)
+      blocks.fill = round(
+        inner.reduce((sum, b) => sum + Number(b!.gasUsed), 0) / inner.reduce((sum, b) => sum + Number(b!.gasLimit), 0),
+        3
+      );
   }
   const tablesAfter = env.counter?.snapshot();
   return {

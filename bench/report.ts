@@ -38,7 +38,7 @@ export interface BenchReport {
   cpu: CpuCost;
   targets: Record<string, { target: string; measured: string; met: boolean }>;
   calibration: Calibration;
-  phases: Record<string, Omit<PhaseResult, 'timeline' | 'latencyPoints'>>;
+  phases: Record<string, Omit<PhaseResult, 'latencyPoints'>>;
 }
 
 export interface CpuCost {
@@ -197,11 +197,11 @@ export function markdown(r: BenchReport, files: { json: string; png: string }): 
         .map(([k, v]) => `${k} ${Math.round((100 * v) / sat.seconds)}%`)
         .join(', ')
     : '';
-  const perRecord = (counts: Record<string, number> | undefined): string =>
+  const perRecord = (counts: Record<string, number> | undefined, digits = 2): string =>
     sat && counts
       ? Object.entries(counts)
           .sort((a, b) => b[1] - a[1])
-          .map(([k, v]) => `${k} ${round(v / Math.max(1, sat.records), 2)}`)
+          .map(([k, v]) => `${k} ${round(v / Math.max(1, sat.records), digits)}`)
           .join(', ')
       : '';
   const byTable = perRecord(sat?.tables?.byTable);
@@ -223,6 +223,7 @@ ${Object.keys(t).map(row).join('\n')}
 | gas limit · measured block time | ${r.gasLimit.toLocaleString('en')} · ${r.measuredBlockTimeSec} s |
 | gas per new record · per update · per transaction (calibration receipts) | ${r.gasPerNewRecord} · ${r.gasPerUpdate} · ${r.gasPerTransaction} |
 | gas per record through the pipeline (saturation receipts) | ${r.pipelineGasPerRecord ?? 'n/a'} |
+| blocks' gas used / gas limit at saturation (its first and last block left out) | ${sat ? `${round(sat.blocks.fill * 100, 1)}% over ${sat.blocks.perBlock.length} blocks, ${sat.blocks.txs} transactions` : 'n/a'} |
 | sustained throughput, projected at every bank | ${r.throughputRecordsPerSec} records/s (${round(r.fractionOfCapacity * 100, 1)}% of capacity) |
 | naive throughput (one transaction and signature per event) | ${r.naiveThroughputRecordsPerSec ?? 'not run'} records/s |
 | batched / naive | ${r.batchedOverNaive ?? 'n/a'}× |
@@ -248,7 +249,7 @@ ${limits(r)}
 - **Throughput**: the bench polls every 250 ms the chain's CreditRegistry logs (which block holds each event) and every bank's watcher checkpoint (\`WatcherState\`, written after a chunk is projected). A record is projected at a bank once that bank's checkpoint covers its block. **Sustained end-to-end throughput** = 90% of the phase's records / (time at which 90% are projected at every bank (min checkpoint) − first send): ramp-up included, the last 10% (stragglers) left out; the events are all published at once, faster than the chain takes them. Stage rates over the **10%–90% window** are reported too: the projection stage (projected at every bank) and chain inclusion (records in blocks); the projection stage can run ahead of the chain while it works off a backlog, so its rate is not the throughput.
 - **Latency**: from the moment the bench sends the event to the bank's queue to the first poll at which another bank's checkpoint covers the event's block (resolution 250 ms); "every bank" is the last bank.
 - **Sign calls**: the Key Vault stand-in's counter, divided by the records of the phase.
-- **Table operations**: a counting HTTP proxy in front of ${r.settings.banks > 0 ? 'BANK-A' : ''}'s table endpoint (the Function App's AzureWebJobsStorage tables go through it; its queue does not): single requests plus every operation inside entity-group transactions, divided by the phase's records (BANK-A ingests a third of them and projects all of them). Operations per table: ${byTable || 'n/a'}; requests per table: ${requestsByTable || 'n/a'}.
+- **Table operations**: a counting HTTP proxy in front of ${r.settings.banks > 0 ? 'BANK-A' : ''}'s table endpoint (the Function App's AzureWebJobsStorage tables go through it; its queue does not): single requests plus every operation inside entity-group transactions, divided by the phase's records (BANK-A ingests a third of them and projects all of them). Operations per table: ${byTable || 'n/a'}; requests per table: ${requestsByTable || 'n/a'}; bytes the app read back per record, per table: ${perRecord(sat?.tables?.bytesReadByTable, 0) || 'n/a'}; bytes it sent per record: ${perRecord(sat?.tables?.bytesSentByTable, 0) || 'n/a'}.
 - **CPU during saturation** (share of one core, from /proc: user + system time of each process over the phase): ${cpu}. The machine's busy share is from /proc/stat (all processes). CPU per record = a part's CPU seconds over the phase / the phase's records.
 - **Memory**: VmHWM of each host process from /proc.
 

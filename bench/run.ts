@@ -119,7 +119,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     targets: {},
     calibration: calibration!,
     phases: Object.fromEntries(
-      Object.entries(phases).map(([k, { timeline: _t, latencyPoints: _l, ...rest }]) => [k, rest])
+      Object.entries(phases).map(([k, { latencyPoints: _l, ...rest }]) => [k, rest])
     ),
   };
   const ratio = report.batchedOverNaive;

@@ -18,6 +18,9 @@ export interface TableCounts {
   requestsByTable: Record<string, number>;
   /** The requests per table that write (all but GET: reads and queries), transactions included. */
   writesByTable: Record<string, number>;
+  /** Bytes of request and response bodies per table: what the app sends and reads back. */
+  bytesSentByTable: Record<string, number>;
+  bytesReadByTable: Record<string, number>;
 }
 
 export interface TableCounter {
@@ -47,6 +50,11 @@ export async function startTableCounter(connectionString: string): Promise<Table
     byTable: {},
     requestsByTable: {},
     writesByTable: {},
+    bytesSentByTable: {},
+    bytesReadByTable: {},
+  };
+  const addBytes = (into: Record<string, number>, table: string, n: number): void => {
+    into[table] = (into[table] ?? 0) + n;
   };
   const add = (table: string, n: number): void => {
     counts.byTable[table] = (counts.byTable[table] ?? 0) + n;
@@ -64,15 +72,15 @@ export async function startTableCounter(connectionString: string): Promise<Table
       const body = Buffer.concat(chunks);
       const path = req.url ?? '/';
       counts.requests += 1;
+      let table = tableOf(path);
       if (path.includes('$batch')) {
         counts.batches += 1;
         const tables = [...body.toString('latin1').matchAll(SUB_REQUEST)].map((m) => m[1]!);
-        for (const table of tables) add(table, 1);
-        addRequest(tables[0] ?? '(batch)', req.method);
-      } else {
-        add(tableOf(path), 1);
-        addRequest(tableOf(path), req.method);
-      }
+        for (const t of tables) add(t, 1);
+        table = tables[0] ?? '(batch)';
+      } else add(table, 1);
+      addRequest(table, req.method);
+      addBytes(counts.bytesSentByTable, table, body.length);
       const upstream = request(
         {
           host: target.hostname,
@@ -84,6 +92,7 @@ export async function startTableCounter(connectionString: string): Promise<Table
         },
         (up) => {
           res.writeHead(up.statusCode ?? 502, up.headers);
+          up.on('data', (c: Buffer) => addBytes(counts.bytesReadByTable, table, c.length));
           up.pipe(res);
         }
       );
@@ -110,6 +119,8 @@ export async function startTableCounter(connectionString: string): Promise<Table
       byTable: { ...counts.byTable },
       requestsByTable: { ...counts.requestsByTable },
       writesByTable: { ...counts.writesByTable },
+      bytesSentByTable: { ...counts.bytesSentByTable },
+      bytesReadByTable: { ...counts.bytesReadByTable },
     }),
     stop: () =>
       new Promise<void>((resolve) => {
@@ -134,5 +145,7 @@ export function diffCounts(after: TableCounts, before: TableCounts): TableCounts
     byTable: diff(after.byTable, before.byTable),
     requestsByTable: diff(after.requestsByTable, before.requestsByTable),
     writesByTable: diff(after.writesByTable, before.writesByTable),
+    bytesSentByTable: diff(after.bytesSentByTable, before.bytesSentByTable),
+    bytesReadByTable: diff(after.bytesReadByTable, before.bytesReadByTable),
   };
 }

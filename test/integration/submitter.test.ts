@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:http';
 import { Transaction, toQuantity } from 'ethers';
 import { registryInterface } from '../../shared/chain/registry';
 import { bytes16ToEventId } from '../../shared/domain/event-id';
+import type { TransactionSigner } from '../../shared/keyvault/transaction-signer';
 import { runSubmit } from '../../shared/submit/submitter';
 import { acceptEvents, chainView, drain, expectExactlyOnce, openRows, testBed, type Bed } from './support/submit-bed';
 import { recordingTelemetry } from './support/read-path-fixtures';
@@ -88,6 +89,35 @@ describe('submitter on a 1 s block chain', () => {
       .connect(bed.provider)
       .sendTransaction({ to: bed.signer.wallet.address, value: 0n, nonce });
     await foreign.wait();
+    await drain(bed, bed.deps());
+    expectExactlyOnce(await chainView(bed), ids);
+  });
+
+  it('gives up a batch that ran out of gas at mining and sends its events again', async () => {
+    const ids = await acceptEvents(bed, 60);
+    // Records that cost more at mining than at their estimate (a reorg took away what another key of the bank
+    // wrote): stood in for by signing the first batch with a quarter less gas than the submitter asks.
+    let cut = false;
+    const short: TransactionSigner = {
+      getAddress: () => bed.signer.getAddress(),
+      signTransaction: (tx) => {
+        if (cut || tx.data === undefined) return bed.signer.signTransaction(tx);
+        cut = true;
+        return bed.signer.signTransaction({ ...tx, gasLimit: (BigInt(tx.gasLimit!) * 3n) / 4n });
+      },
+    };
+    const telemetry = recordingTelemetry();
+    const first = await runSubmit(bed.deps({ signer: short, telemetry }));
+    expect(first).toMatchObject({ newBatches: 1, newRecords: 60 });
+    const row = (await openRows(bed.deps())).reduce((a, b) => (b.nonce > a.nonce ? b : a));
+    const receipt = await bed.provider.waitForTransaction(row.txHashes[0]!);
+    expect(receipt!.status).toBe(0); // out of gas: the whole batch reverted, nothing applied
+    const settled = await runSubmit(bed.deps({ telemetry }));
+    expect(settled).toMatchObject({ abandoned: 1, newBatches: 1, newRecords: 60 });
+    const abandoned = telemetry.events.filter((e) => e.name === 'BatchAbandoned');
+    expect(abandoned.map((e) => e.properties!.reason)).toEqual([
+      `transaction ${receipt!.hash} reverted in block ${receipt!.blockNumber}`,
+    ]);
     await drain(bed, bed.deps());
     expectExactlyOnce(await chainView(bed), ids);
   });
