@@ -193,6 +193,8 @@ export interface PhaseResult {
     gasUsed: number;
     /** Gas used over gas limit of the blocks between the phase's first and last, both left out (partial by nature). */
     fill: number;
+    /** The phase's transactions' gas used over their gas limits: what their margin leaves unused of the block space they take. */
+    usedOfLimit: number;
     /** Every block of the phase: transactions, this phase's records, gas used. */
     perBlock: { block: number; txs: number; records: number; gasUsed: number }[];
   };
@@ -335,12 +337,22 @@ export async function runPhase(
     txs: 0,
     gasUsed: 0,
     fill: NaN,
+    usedOfLimit: NaN,
     perBlock: [],
   };
   const txs = new Set(tracker.txOf.values());
   blocks.txs = txs.size;
   if (txs.size <= 2_000) {
-    for (const hash of txs) blocks.gasUsed += Number((await env.provider.getTransactionReceipt(hash))?.gasUsed ?? 0n);
+    let gasLimits = 0;
+    for (const hash of txs) {
+      const [receipt, tx] = await Promise.all([
+        env.provider.getTransactionReceipt(hash),
+        env.provider.getTransaction(hash),
+      ]);
+      blocks.gasUsed += Number(receipt?.gasUsed ?? 0n);
+      gasLimits += Number(tx?.gasLimit ?? 0n);
+    }
+    if (gasLimits > 0) blocks.usedOfLimit = round(blocks.gasUsed / gasLimits, 3);
   }
   if (blocks.last > blocks.first && blocks.last - blocks.first <= 1_000) {
     const recordsIn = new Map<number, number>();

@@ -223,7 +223,7 @@ ${Object.keys(t).map(row).join('\n')}
 | gas limit · measured block time | ${r.gasLimit.toLocaleString('en')} · ${r.measuredBlockTimeSec} s |
 | gas per new record · per update · per transaction (calibration receipts) | ${r.gasPerNewRecord} · ${r.gasPerUpdate} · ${r.gasPerTransaction} |
 | gas per record through the pipeline (saturation receipts) | ${r.pipelineGasPerRecord ?? 'n/a'} |
-| blocks' gas used / gas limit at saturation (its first and last block left out) | ${sat ? `${round(sat.blocks.fill * 100, 1)}% over ${sat.blocks.perBlock.length} blocks, ${sat.blocks.txs} transactions` : 'n/a'} |
+| blocks' gas used / gas limit at saturation (its first and last block left out) | ${sat ? `${round(sat.blocks.fill * 100, 1)}% over ${sat.blocks.perBlock.length} blocks, ${sat.blocks.txs} transactions (gas used / gas limit of the transactions: ${round(sat.blocks.usedOfLimit * 100, 1)}%)` : 'n/a'} |
 | sustained throughput, projected at every bank | ${r.throughputRecordsPerSec} records/s (${round(r.fractionOfCapacity * 100, 1)}% of capacity) |
 | naive throughput (one transaction and signature per event) | ${r.naiveThroughputRecordsPerSec ?? 'not run'} records/s |
 | batched / naive | ${r.batchedOverNaive ?? 'n/a'}× |
