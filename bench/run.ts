@@ -118,9 +118,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     cpu: cpuCost(sat, cpus().length, capacity),
     targets: {},
     calibration: calibration!,
-    phases: Object.fromEntries(
-      Object.entries(phases).map(([k, { latencyPoints: _l, ...rest }]) => [k, rest])
-    ),
+    phases: Object.fromEntries(Object.entries(phases).map(([k, { latencyPoints: _l, ...rest }]) => [k, rest])),
   };
   const ratio = report.batchedOverNaive;
   // A saturation phase that stalled has no sustained throughput: say so rather than print NaN.

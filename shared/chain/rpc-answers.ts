@@ -63,6 +63,7 @@ export function parseLogs(answer: unknown, asked: { address: string; from: numbe
 export interface MinedTx {
   hash: string;
   blockNumber: number;
+  blockHash: string;
   /** 1: success, 0: reverted. */
   status: number;
 }
@@ -80,5 +81,10 @@ export function parseMinedTx(answer: unknown, hash: string): MinedTx | null {
   const txHash = receipt.transactionHash;
   if (typeof txHash !== 'string' || txHash.toLowerCase() !== hash.toLowerCase())
     return fail('transactionHash is not the hash asked for');
-  return { hash: txHash.toLowerCase(), blockNumber: quantity('blockNumber'), status: quantity('status') };
+  return {
+    hash: txHash.toLowerCase(),
+    blockNumber: quantity('blockNumber'),
+    blockHash: hex(receipt.blockHash, HASH) ?? fail('blockHash is not a 32-byte hex string'),
+    status: quantity('status'),
+  };
 }

@@ -49,6 +49,8 @@ export interface BatchRow {
   feeBumps: number;
   minedTxHash?: string;
   minedBlock?: number;
+  /** The hash of minedBlock when the submitter saw the receipt: while that block stands, so does the receipt. */
+  minedBlockHash?: string;
   confirmedAt?: string;
   /** The last broadcast or chain failure, for operators. */
   lastError?: string;
@@ -150,6 +152,7 @@ export function fromEntity(entity: Record<string, unknown>): BatchRow {
     feeBumps: Number(entity.feeBumps ?? 0),
     minedTxHash: (entity.minedTxHash as string | undefined) || undefined,
     minedBlock: entity.minedBlock === undefined || entity.minedBlock === -1 ? undefined : Number(entity.minedBlock),
+    minedBlockHash: (entity.minedBlockHash as string | undefined) || undefined,
     confirmedAt: entity.confirmedAt as string | undefined,
     lastError: entity.lastError as string | undefined,
     feeLimit: entity.feeLimit as string | undefined,
@@ -289,6 +292,8 @@ export class Batches {
         status: 'confirmed',
         minedTxHash: mined.txHash,
         minedBlock: mined.blockNumber,
+        // The hash the submitter saw belongs to the block it saw: kept only while that is the block.
+        minedBlockHash: row.minedBlock === mined.blockNumber ? row.minedBlockHash : undefined,
         confirmedAt: new Date().toISOString(),
       });
       return true;
@@ -299,7 +304,13 @@ export class Batches {
   markOrphaned(signer: string, nonce: number): Promise<unknown> {
     return this.modify(signer, nonce, (row) => {
       if (row.status === 'signed' || row.status === 'abandoned') return false;
-      Object.assign(row, { status: 'signed', minedTxHash: undefined, minedBlock: undefined, confirmedAt: undefined });
+      Object.assign(row, {
+        status: 'signed',
+        minedTxHash: undefined,
+        minedBlock: undefined,
+        minedBlockHash: undefined,
+        confirmedAt: undefined,
+      });
       return true;
     });
   }

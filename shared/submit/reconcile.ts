@@ -141,6 +141,7 @@ export async function reconcileAfterRebuild(
         status: 'signed',
         minedTxHash: undefined,
         minedBlock: undefined,
+        minedBlockHash: undefined,
         confirmedAt: undefined,
       });
       return true;

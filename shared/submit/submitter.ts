@@ -7,6 +7,7 @@ import { BatchConflictError, MAX_RECORDS_PER_BATCH, type Batches, type BatchRow 
 import type { Outbox, PendingRecord } from '../storage/outbox';
 import type { TransactionSigner } from '../keyvault/transaction-signer';
 import type { Telemetry } from '../telemetry';
+import type { MinedTx } from '../chain/rpc-answers';
 import { broadcast, findReceipt } from './broadcast';
 import { SUBMIT_EVENTS, SUBMIT_METRICS } from './telemetry-names';
 import { bumpFees, feeFields, feeModelOf, maxFeePerGas, readFeeModel, type FeeModel } from './fees';
@@ -108,6 +109,8 @@ interface Run {
   report: SubmitReport;
   /** Records a new batch starts from: what the gas budget holds at the newest batch's gas per record. */
   perTx: number;
+  /** Block hashes this run read, by number (several mined rows often share a block). */
+  blockHashes: Map<number, Promise<string | undefined>>;
 }
 
 /**
@@ -139,7 +142,7 @@ export async function runSubmit(deps: SubmitDeps): Promise<SubmitReport> {
   };
   const recent = await deps.batches.recent(signer, nonces.latest, RECENT_ROWS_LIMIT);
   const perTx = recordsPerTransaction(deps.config, measuredGasPerRecord(recent.newest));
-  const run: Run = { deps, signer, nonces, fees, report, perTx };
+  const run: Run = { deps, signer, nonces, fees, report, perTx, blockHashes: new Map() };
   for (const row of recent.rows) {
     if (row.status === 'signed' || row.status === 'mined') await guarded(run, () => settle(run, row));
   }
@@ -181,14 +184,21 @@ async function guarded(run: Run, step: () => Promise<void>): Promise<void> {
 async function settle(run: Run, row: BatchRow): Promise<void> {
   const { deps, nonces, report } = run;
   if (!row.claimed) await finishClaim(run, row);
-  const receipt = await findReceipt(deps.chain, row.txHashes);
+  const receipt = await receiptOf(run, row);
   if (receipt?.status === 1) {
     const filler = row.eventIds.length === 0;
     // The watcher confirms batches from their logs; a filler has none, so it is confirmed here, at the same depth.
     const status =
       filler && receipt.blockNumber <= nonces.head - deps.config.chain.confirmations ? 'confirmed' : 'mined';
-    if (row.status === status && row.minedTxHash === receipt.hash && row.minedBlock === receipt.blockNumber) return;
-    Object.assign(row, { status, minedTxHash: receipt.hash, minedBlock: receipt.blockNumber });
+    const mined = { minedTxHash: receipt.hash, minedBlock: receipt.blockNumber, minedBlockHash: receipt.blockHash };
+    if (
+      row.status === status &&
+      row.minedTxHash === mined.minedTxHash &&
+      row.minedBlock === mined.minedBlock &&
+      row.minedBlockHash === mined.minedBlockHash
+    )
+      return;
+    Object.assign(row, { status, ...mined });
     await deps.batches.update(row);
     report.mined++;
     return;
@@ -211,7 +221,7 @@ async function settle(run: Run, row: BatchRow): Promise<void> {
     deps.log?.(
       `submit: the receipt of nonce ${row.nonce} (block ${row.minedBlock}) vanished: a reorg; sending it again`
     );
-    Object.assign(row, { status: 'signed', minedTxHash: undefined, minedBlock: undefined });
+    Object.assign(row, { status: 'signed', minedTxHash: undefined, minedBlock: undefined, minedBlockHash: undefined });
     report.orphaned++;
   }
   report.inFlight++;
@@ -226,6 +236,25 @@ async function settle(run: Run, row: BatchRow): Promise<void> {
     deps.telemetry.metric(SUBMIT_METRICS.rebroadcasts, 1);
   }
   await broadcastRow(run, row);
+}
+
+/**
+ * The receipt that decides rule 2 for a row. A mined row whose block still has the hash it was mined in keeps its
+ * receipt (a block's hash commits to its transactions), so the run reads that block's header, shared by the rows
+ * it holds, instead of the receipt with its hundreds of logs every second until the watcher confirms the row.
+ */
+async function receiptOf(run: Run, row: BatchRow): Promise<MinedTx | null> {
+  const { minedTxHash, minedBlock, minedBlockHash } = row;
+  if (row.status === 'mined' && minedTxHash && minedBlock !== undefined && minedBlockHash) {
+    let hash = run.blockHashes.get(minedBlock);
+    if (!hash) {
+      hash = run.deps.chain.read((p) => p.getBlock(minedBlock)).then((b) => b?.hash?.toLowerCase() ?? undefined);
+      run.blockHashes.set(minedBlock, hash);
+    }
+    if ((await hash) === minedBlockHash)
+      return { hash: minedTxHash, blockNumber: minedBlock, blockHash: minedBlockHash, status: 1 };
+  }
+  return findReceipt(run.deps.chain, row.txHashes);
 }
 
 /**

@@ -1,4 +1,5 @@
 import { toQuantity } from 'ethers';
+import { Chain } from '../../shared/chain/provider';
 import { Outbox } from '../../shared/storage/outbox';
 import { TABLES } from '../../shared/storage/tables';
 import { runSubmit } from '../../shared/submit/submitter';
@@ -6,6 +7,7 @@ import { rebuildProjections } from '../../shared/watch/rebuild';
 import { readWatcherStatus } from '../../shared/watch/state';
 import { Watcher, WatcherHaltedError, type WatchSettings } from '../../shared/watch/watcher';
 import { recordingTelemetry } from './support/read-path-fixtures';
+import { startRpcProxy } from './support/rpc-proxy';
 import { acceptEvents, chainView, drain, expectExactlyOnce, openRows, testBed, type Bed } from './support/submit-bed';
 
 /**
@@ -68,6 +70,44 @@ describe('the write side follows the chain', () => {
       await drain(bed, deps);
       expectExactlyOnce(await chainView(bed), ids);
     } finally {
+      await bed.stop();
+    }
+  });
+
+  it('checks a mined batch by the header of its block while that block stands, and its receipt once it does not', async () => {
+    const bed = await testBed({ blockTimeSeconds: 0 });
+    const proxy = await startRpcProxy(bed.anvil.rpcUrl);
+    const chain = new Chain({ rpcUrls: [proxy.url], chainId: bed.config.chain.chainId, timeoutMs: 2_000 });
+    try {
+      await bed.provider.send('evm_setAutomine', [false]);
+      const ids = await acceptEvents(bed, 3);
+      const deps = bed.deps({ chain });
+      await runSubmit(deps); // broadcast
+      await bed.provider.send('evm_mine', []);
+      expect((await runSubmit(deps)).mined).toBe(1);
+      const [row] = await openRows(deps);
+      expect(row!.minedBlockHash).toBe((await bed.provider.getBlock(row!.minedBlock!))!.hash);
+      // Blocks go on; until the watcher confirms the row, every run checks it, by a header (~1 KB), not by the
+      // receipt (a log per record: hundreds of kilobytes for a full batch).
+      const receipts = (): number => proxy.methods.get('eth_getTransactionReceipt') ?? 0;
+      const [receiptsBefore, headersBefore] = [receipts(), proxy.methods.get('eth_getBlockByNumber') ?? 0];
+      for (let i = 0; i < 3; i++) {
+        await bed.provider.send('evm_mine', []);
+        expect(await runSubmit(deps)).toMatchObject({ mined: 0, orphaned: 0, broadcasts: 0, inFlight: 0 });
+      }
+      expect(receipts()).toBe(receiptsBefore);
+      expect((proxy.methods.get('eth_getBlockByNumber') ?? 0) - headersBefore).toBeGreaterThanOrEqual(3);
+      // A reorg replaces the block: its hash changed, so the receipt is read again, and it is gone.
+      await bed.provider.send('anvil_reorg', [4, []]);
+      expect(await runSubmit(deps)).toMatchObject({ orphaned: 1, broadcasts: 1 });
+      expect(receipts()).toBeGreaterThan(receiptsBefore);
+      await bed.provider.send('evm_setAutomine', [true]);
+      await bed.provider.send('evm_mine', []);
+      await drain(bed, deps);
+      expectExactlyOnce(await chainView(bed), ids);
+    } finally {
+      chain.destroy();
+      await proxy.stop();
       await bed.stop();
     }
   });

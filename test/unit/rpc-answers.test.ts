@@ -12,7 +12,12 @@ describe('parseMinedTx', () => {
   };
 
   it('takes the hash, block and status of a mined transaction', () => {
-    expect(parseMinedTx(receipt, hash.toUpperCase().replace('0X', '0x'))).toEqual({ hash, blockNumber: 31, status: 1 });
+    expect(parseMinedTx({ ...receipt, blockHash: receipt.blockHash.toUpperCase().replace('0X', '0x') }, hash)).toEqual({
+      hash,
+      blockNumber: 31,
+      blockHash: receipt.blockHash,
+      status: 1,
+    });
     expect(parseMinedTx({ ...receipt, status: '0x0' }, hash)?.status).toBe(0);
   });
 
@@ -30,6 +35,9 @@ describe('parseMinedTx', () => {
     );
     expect(() => parseMinedTx({ ...receipt, status: undefined }, hash)).toThrow(/status is not a hex quantity/);
     expect(() => parseMinedTx({ ...receipt, blockNumber: 31 }, hash)).toThrow(/blockNumber is not a hex quantity/);
+    expect(() => parseMinedTx({ ...receipt, blockHash: '0x1f' }, hash)).toThrow(
+      /blockHash is not a 32-byte hex string/
+    );
   });
 });
 

@@ -13,6 +13,8 @@ export interface RpcProxy {
   secrets: string[];
   failing: Set<string>;
   counts: { forwarded: number; failed: number; refused: number };
+  /** Calls forwarded, per JSON-RPC method. */
+  methods: Map<string, number>;
   stop(): Promise<void>;
 }
 
@@ -24,6 +26,7 @@ export async function startRpcProxy(target: string): Promise<RpcProxy> {
   const basic = `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
   const failing = new Set<string>();
   const counts = { forwarded: 0, failed: 0, refused: 0 };
+  const methods = new Map<string, number>();
 
   const authorized = (req: IncomingMessage): boolean => {
     const url = new URL(req.url ?? '/', 'http://proxy');
@@ -50,6 +53,7 @@ export async function startRpcProxy(target: string): Promise<RpcProxy> {
       return;
     }
     counts.forwarded++;
+    for (const { method } of calls) if (method) methods.set(method, (methods.get(method) ?? 0) + 1);
     const answer = await fetch(target, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
     res.writeHead(answer.status, { 'content-type': 'application/json' }).end(Buffer.from(await answer.arrayBuffer()));
   };
@@ -67,6 +71,7 @@ export async function startRpcProxy(target: string): Promise<RpcProxy> {
     secrets: [user, password, pathKey, queryToken, basic.slice('Basic '.length)],
     failing,
     counts,
+    methods,
     stop: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
