@@ -12,7 +12,9 @@ import type { Outbox } from '../storage/outbox';
  *    conditional on the pending row's ETag (Outbox.claim), so two submitters never put an event in two batches.
  *    An applied event is never downgraded to skipped (Outbox.markOnChainMany).
  * 2. A batch row follows the chain, re-checked every run until the watcher confirms it at depth (submitter):
- *    - a receipt of any of its hashes: mined (a reverted one: abandoned, its events back to pending);
+ *    - a receipt of any of its hashes: mined (checked by its block's hash while that block stands); a reverted
+ *      one, once at confirmation depth (a reorg could mine it again, and it might succeed): abandoned, its
+ *      events back to pending;
  *    - no receipt, and the chain's nonce is past the row's (asked of every endpoint: a lagging node may only
  *      not know yet): the nonce went to a transaction the log does not hold: abandoned, events back to pending;
  *    - no receipt, the nonce still open: signed; the stored transaction (same hash) is rebroadcast, lowest

@@ -203,7 +203,12 @@ async function settle(run: Run, row: BatchRow): Promise<void> {
     report.mined++;
     return;
   }
-  if (receipt) return abandon(run, row, `transaction ${receipt.hash} reverted in block ${receipt.blockNumber}`);
+  if (receipt) {
+    // A revert is final at confirmation depth only: a reorg puts the transaction back in the pool, and mined again
+    // in another state it may succeed; its events sent again meanwhile would then go out twice.
+    if (receipt.blockNumber > nonces.head - deps.config.chain.confirmations) return;
+    return abandon(run, row, `transaction ${receipt.hash} reverted in block ${receipt.blockNumber}`);
+  }
   if (nonces.latest > row.nonce) {
     const elsewhere = await findReceipt(deps.chain, row.txHashes, true);
     if (!elsewhere)
