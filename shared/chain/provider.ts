@@ -133,7 +133,7 @@ export function endpointRequest(url: string, timeoutMs: number): FetchRequest {
  */
 const getUrl: FetchGetUrlFunc = (req, signal) =>
   new Promise((resolve, reject) => {
-    const fail = (error: Error): void => reject(error);
+    const fail = (error: Error): void => reject(error); // typed: a rejection is always an Error
     const protocol = req.url.split(':')[0]!.toLowerCase();
     if (protocol !== 'http' && protocol !== 'https')
       return fail(makeError(`unsupported protocol ${protocol}`, 'UNSUPPORTED_OPERATION', { operation: 'request' }));

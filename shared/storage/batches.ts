@@ -69,6 +69,17 @@ export const MAX_RECORDS_PER_BATCH = 1500;
 /** Table Storage refuses entities over 1 MiB. */
 export const MAX_ENTITY_BYTES = 1 << 20;
 
+/** Puts a row back in flight: signed, with nothing of where it was mined (a reorg or a rebuild took that away). */
+export function backInFlight(row: BatchRow): void {
+  Object.assign(row, {
+    status: 'signed',
+    minedTxHash: undefined,
+    minedBlock: undefined,
+    minedBlockHash: undefined,
+    confirmedAt: undefined,
+  });
+}
+
 /** Another writer changed the row since it was read: re-read before deciding anything about it. */
 export class BatchConflictError extends Error {
   constructor(signer: string, nonce: number) {
@@ -304,13 +315,7 @@ export class Batches {
   markOrphaned(signer: string, nonce: number): Promise<unknown> {
     return this.modify(signer, nonce, (row) => {
       if (row.status === 'signed' || row.status === 'abandoned') return false;
-      Object.assign(row, {
-        status: 'signed',
-        minedTxHash: undefined,
-        minedBlock: undefined,
-        minedBlockHash: undefined,
-        confirmedAt: undefined,
-      });
+      backInFlight(row);
       return true;
     });
   }

@@ -1,6 +1,6 @@
 import type { Chain } from '../chain/provider';
 import { forEachLimit } from '../util';
-import type { BatchRow, Batches } from '../storage/batches';
+import { backInFlight, type BatchRow, type Batches } from '../storage/batches';
 import type { Outbox } from '../storage/outbox';
 
 /**
@@ -139,13 +139,7 @@ export async function reconcileAfterRebuild(
     result.events += txHash ? await deps.outbox.unsettle(row.eventIds, txHash) : 0;
     await deps.batches.modify(row.signer, row.nonce, (current) => {
       if (current.minedTxHash !== txHash) return false;
-      Object.assign(current, {
-        status: 'signed',
-        minedTxHash: undefined,
-        minedBlock: undefined,
-        minedBlockHash: undefined,
-        confirmedAt: undefined,
-      });
+      backInFlight(current);
       return true;
     });
     result.reset++;

@@ -3,7 +3,13 @@ import { encodeSubmitBatch, registryErrorMessage } from '../chain/registry';
 import type { Chain } from '../chain/provider';
 import type { Config } from '../config';
 import { eventIdToBytes16 } from '../domain/event-id';
-import { BatchConflictError, MAX_RECORDS_PER_BATCH, type Batches, type BatchRow } from '../storage/batches';
+import {
+  backInFlight,
+  BatchConflictError,
+  MAX_RECORDS_PER_BATCH,
+  type Batches,
+  type BatchRow,
+} from '../storage/batches';
 import type { Outbox, PendingRecord } from '../storage/outbox';
 import type { TransactionSigner } from '../keyvault/transaction-signer';
 import type { Telemetry } from '../telemetry';
@@ -226,7 +232,7 @@ async function settle(run: Run, row: BatchRow): Promise<void> {
     deps.log?.(
       `submit: the receipt of nonce ${row.nonce} (block ${row.minedBlock}) vanished: a reorg; sending it again`
     );
-    Object.assign(row, { status: 'signed', minedTxHash: undefined, minedBlock: undefined, minedBlockHash: undefined });
+    backInFlight(row);
     report.orphaned++;
   }
   report.inFlight++;
