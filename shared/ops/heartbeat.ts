@@ -103,7 +103,8 @@ export class HeartbeatService {
     const pipeline = await this.pipeline(nowMs, chain.head);
     const { alerts, transitions } = this.evaluate(beat, newStates, chain, pipeline, previousAlerts);
 
-    const sample: BeatSample = { t: beat.nowIso, validators, chain, pipeline };
+    const firing = [...new Set(alerts.filter((a) => a.state === 'firing').map((a) => a.rule))];
+    const sample: BeatSample = { t: beat.nowIso, validators, chain, pipeline, firing };
     await Promise.all([
       o.store.putValidatorStates(newStates),
       o.store.putAlerts(alerts),

@@ -1,3 +1,4 @@
+import type { AlertRule } from './alerts';
 import type { SignerActivity } from './validator-methods';
 
 /** What one heartbeat saw; kept 30 minutes in TABLES.ops for /api/status and the dashboard. */
@@ -7,6 +8,12 @@ export interface BeatSample {
   validators: ValidatorSample[];
   chain: ChainSample;
   pipeline: PipelineSample;
+  /**
+   * The rules firing once this beat's measurements were evaluated. The status judges a sample by its own verdict:
+   * alert rows are written beside the sample, not with it, so a reader (or a failed write) could pair them wrongly.
+   * Absent in samples written before 2026-12-01.
+   */
+  firing?: AlertRule[];
 }
 
 export type NodeStatus = 'up' | 'degraded' | 'down';

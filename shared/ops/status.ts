@@ -1,4 +1,4 @@
-import { ALERT_RULES, type AlertState } from './alerts';
+import { ALERT_RULES, type AlertRule, type AlertState } from './alerts';
 import type { BeatSample, ValidatorSample } from './model';
 import { SAMPLE_RETENTION_MS, type OpsStore } from './ops-store';
 import { MINUTE_MS } from '../util';
@@ -75,7 +75,9 @@ export function statusFrom(
   const alerts = allAlerts
     .filter((a) => a.state === 'firing' || Date.parse(a.updatedAt) >= recent)
     .sort((a, b) => (a.state === b.state ? b.since.localeCompare(a.since) : a.state === 'firing' ? -1 : 1));
-  const firing = (rule: string): boolean => alerts.some((a) => a.rule === rule && a.state === 'firing');
+  // The sample's own verdict; the alert rows only for a sample from before samples carried one.
+  const firing = (rule: AlertRule): boolean =>
+    latest?.firing ? latest.firing.includes(rule) : alerts.some((a) => a.rule === rule && a.state === 'firing');
   const nodes = latest?.validators ?? [];
   const chain = latest?.chain;
   const pipeline = latest?.pipeline;

@@ -91,6 +91,8 @@ describe('status endpoint and dashboard', () => {
       await fetch(`${host.url}/api/status/history`, { headers: { 'x-functions-key': host.functionKey } })
     ).json()) as HistoryReport;
     expect(history.samples).toHaveLength(7);
+    // Each sample carries its own beat's verdict, which the status judges it by.
+    expect(history.samples.at(-1)!.firing).toEqual(['ValidatorSilent']);
   }, 60_000);
 
   it('renders the dashboard with charts and the validator list in headless Chromium', async () => {

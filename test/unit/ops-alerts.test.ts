@@ -122,4 +122,15 @@ describe('the pipeline status', () => {
       expect(statusFrom(sample, [alert(rule, 'resolved')], 'BANK-A', now).pipeline.overall).toBe('ok');
     }
   );
+
+  it('judges a sample by the rules firing at its own beat, not by alert rows written beside it', () => {
+    // Alert rows and the sample are separate writes: a reader can pair a new sample with the previous beat's rows.
+    const stuck = { ...sample, firing: ['RecordsUnconfirmed' as const] };
+    expect(statusFrom(stuck, [alert('RecordsUnconfirmed', 'resolved')], 'BANK-A', now).pipeline.overall).toBe(
+      'degraded'
+    );
+    expect(statusFrom(stuck, [], 'BANK-A', now).pipeline.overall).toBe('degraded');
+    const clear = { ...sample, firing: [] };
+    expect(statusFrom(clear, [alert('RecordsUnconfirmed', 'firing')], 'BANK-A', now).pipeline.overall).toBe('ok');
+  });
 });
