@@ -172,6 +172,12 @@ export class Tracker {
   }
 }
 
+/** One of the phase's transactions: the bank that sent it (by index) and the records it carried. */
+export interface PhaseBatch {
+  bank: number;
+  records: number;
+}
+
 export interface PhaseResult {
   name: string;
   events: number;
@@ -195,8 +201,8 @@ export interface PhaseResult {
     fill: number;
     /** The phase's transactions' gas used over their gas limits: what their margin leaves unused of the block space they take. */
     usedOfLimit: number;
-    /** Every block of the phase: transactions, this phase's records, gas used. */
-    perBlock: { block: number; txs: number; records: number; gasUsed: number }[];
+    /** Every block of the phase: transactions, this phase's records, gas used, and each of this phase's batches in it. */
+    perBlock: { block: number; txs: number; records: number; gasUsed: number; batches: PhaseBatch[] }[];
   };
   timeline: { t: number; projectedAll: number; onChain: number }[];
   latencyPoints: [number, number][];
@@ -364,11 +370,18 @@ export async function runPhase(
     if (span <= 1_000) {
       const recordsIn = new Map<number, number>();
       for (const b of sorted) recordsIn.set(b, (recordsIn.get(b) ?? 0) + 1);
+      const batchOf = new Map<string, PhaseBatch>();
+      for (const [id, hash] of tracker.txOf) {
+        const batch = batchOf.get(hash) ?? { bank: ownerOf.get(id)!, records: 0 };
+        batch.records++;
+        batchOf.set(hash, batch);
+      }
       blocks.perBlock = all.map((b) => ({
         block: b!.number,
         txs: b!.transactions.length,
         records: recordsIn.get(b!.number) ?? 0,
         gasUsed: Number(b!.gasUsed),
+        batches: b!.transactions.flatMap((hash) => batchOf.get(hash) ?? []),
       }));
       const inner = all.slice(1, -1);
       if (inner.length > 0)
