@@ -1,6 +1,6 @@
 import { JsonRpcProvider, getAddress, parseEther, toQuantity } from 'ethers';
 import { bankIdToBytes32, deployRegistry } from '../../shared/chain/registry';
-import { feeFields, readFeeModel } from '../../shared/submit/fees';
+import { feeFields, readBlockTerms } from '../../shared/submit/fees';
 
 export interface ConsortiumMember {
   address: string;
@@ -27,7 +27,7 @@ export async function deployConsortium(rpcUrl: string, members: ConsortiumMember
   try {
     const admin = await provider.getSigner(0);
     // ethers' default fee guess fails on a zero-gas chain; price transactions the way the submitter does.
-    const fees = feeFields(await readFeeModel(provider));
+    const fees = feeFields((await readBlockTerms(provider)).fees);
     const { registry, address, deployBlock } = await deployRegistry(admin, fees);
     // Send every registration before waiting, so interval mining needs one block rather than one per member.
     const pending = [];

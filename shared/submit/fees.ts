@@ -11,20 +11,25 @@ export type FeeModel =
   | { kind: 'eip1559'; maxFeePerGas: bigint; maxPriorityFeePerGas: bigint }
   | { kind: 'legacy'; gasPrice: bigint };
 
-/** The fee model of the latest block, never paying more than `capPerGas` per gas (SUBMIT_MAX_FEE_PER_GAS_GWEI). */
-export async function readFeeModel(provider: JsonRpcProvider, capPerGas?: bigint): Promise<FeeModel> {
-  const model = await currentFees(provider);
-  return capPerGas === undefined ? model : capFees(model, capPerGas);
+/** What the latest block says about pricing and room. */
+export interface BlockTerms {
+  fees: FeeModel;
+  /** The gas one block holds: what decides whether a batch can still make the next block. */
+  gasLimit: number;
 }
 
-async function currentFees(provider: JsonRpcProvider): Promise<FeeModel> {
+/** The fee model of the latest block, never paying more than `capPerGas` per gas (SUBMIT_MAX_FEE_PER_GAS_GWEI). */
+export async function readBlockTerms(provider: JsonRpcProvider, capPerGas?: bigint): Promise<BlockTerms> {
   const [block, gasPriceHex] = await Promise.all([
     provider.getBlock('latest'),
     provider.send('eth_gasPrice', []) as Promise<string>,
   ]);
   if (!block) throw new Error('the RPC endpoint returned no latest block');
-  const gasPrice = BigInt(gasPriceHex);
-  const baseFee = block.baseFeePerGas ?? 0n;
+  const fees = feesOf(block.baseFeePerGas ?? 0n, BigInt(gasPriceHex));
+  return { fees: capPerGas === undefined ? fees : capFees(fees, capPerGas), gasLimit: Number(block.gasLimit) };
+}
+
+function feesOf(baseFee: bigint, gasPrice: bigint): FeeModel {
   if (baseFee === 0n && gasPrice === 0n) return { kind: 'free' };
   if (baseFee > 0n) {
     const tip = gasPrice > baseFee ? gasPrice - baseFee : 1n;

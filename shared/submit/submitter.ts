@@ -16,7 +16,7 @@ import type { Telemetry } from '../telemetry';
 import type { MinedTx } from '../chain/rpc-answers';
 import { broadcast, findReceipt } from './broadcast';
 import { SUBMIT_EVENTS, SUBMIT_METRICS } from './telemetry-names';
-import { bumpFees, feeFields, feeModelOf, maxFeePerGas, readFeeModel, type FeeModel } from './fees';
+import { bumpFees, feeFields, feeModelOf, maxFeePerGas, readBlockTerms, type FeeModel } from './fees';
 import { noncePlan, readChainNonces, RECENT_ROWS_LIMIT, type ChainNonces, type NoncePlan } from './reconcile';
 
 export interface SubmitDeps {
@@ -55,6 +55,11 @@ export interface SubmitReport {
   inFlight: number;
   /** Why no new batch was started this run although records may be pending. */
   held?: string;
+  /**
+   * Pending records left for a fuller batch: too few for a whole one, and too many to make the next block beside
+   * this key's unmined batches, so sending them now would only take block space from a full batch later.
+   */
+  filling: number;
 }
 
 /**
@@ -90,6 +95,14 @@ const feeCap = (deps: SubmitDeps): bigint => BigInt(deps.config.submit.maxFeePer
 const gasTarget = (config: Pick<Config, 'submit'>): number =>
   (config.submit.txGasBudget * 100) / (100 + GAS_MARGIN_PERCENT);
 
+const withMargin = (estimate: number): number => (estimate * (100 + GAS_MARGIN_PERCENT)) / 100;
+
+/** The block space a row's transaction asks for: its gas limit (the budget for a row without an estimate). */
+function gasLimitOf(row: BatchRow, config: Pick<Config, 'submit'>): number {
+  if (row.gasEstimate) return withMargin(row.gasEstimate);
+  return row.eventIds.length === 0 ? Number(TRANSFER_GAS) : config.submit.txGasBudget;
+}
+
 /**
  * Records per transaction: the configured cap, or what the gas budget (and a batch row) holds at `gasPerRecord`:
  * by default as if every record were new, or as measured by the newest batch's estimate (with some headroom).
@@ -112,9 +125,15 @@ interface Run {
   signer: string;
   nonces: ChainNonces;
   fees: FeeModel;
+  /** The gas one block holds. */
+  blockGasLimit: number;
   report: SubmitReport;
-  /** Records a new batch starts from: what the gas budget holds at the newest batch's gas per record. */
+  /** Gas per record as the newest batch's estimate measured it (with headroom). */
+  gasPerRecord: number;
+  /** Records a new batch starts from: what the gas budget holds at `gasPerRecord`. */
   perTx: number;
+  /** Gas limits of this key's batches signed and not mined: the next block takes these before any new one. */
+  unminedGas: number;
   /** Block hashes this run read, by number (several mined rows often share a block). */
   blockHashes: Map<number, Promise<string | undefined>>;
 }
@@ -126,9 +145,9 @@ interface Run {
  */
 export async function runSubmit(deps: SubmitDeps): Promise<SubmitReport> {
   const signer = (await deps.signer.getAddress()).toLowerCase();
-  const [nonces, fees] = await Promise.all([
+  const [nonces, { fees, gasLimit: blockGasLimit }] = await Promise.all([
     readChainNonces(deps.chain, signer),
-    deps.chain.read((p) => readFeeModel(p, feeCap(deps))),
+    deps.chain.read((p) => readBlockTerms(p, feeCap(deps))),
   ]);
   const report: SubmitReport = {
     signer,
@@ -145,10 +164,22 @@ export async function runSubmit(deps: SubmitDeps): Promise<SubmitReport> {
     gapsFilled: 0,
     conflicts: 0,
     inFlight: 0,
+    filling: 0,
   };
   const recent = await deps.batches.recent(signer, nonces.latest, RECENT_ROWS_LIMIT);
-  const perTx = recordsPerTransaction(deps.config, measuredGasPerRecord(recent.newest));
-  const run: Run = { deps, signer, nonces, fees, report, perTx, blockHashes: new Map() };
+  const gasPerRecord = measuredGasPerRecord(recent.newest);
+  const run: Run = {
+    deps,
+    signer,
+    nonces,
+    fees,
+    blockGasLimit,
+    report,
+    gasPerRecord,
+    perTx: recordsPerTransaction(deps.config, gasPerRecord),
+    unminedGas: 0,
+    blockHashes: new Map(),
+  };
   for (const row of recent.rows) {
     if (row.status === 'signed' || row.status === 'mined') await guarded(run, () => settle(run, row));
   }
@@ -171,7 +202,8 @@ export async function runSubmit(deps: SubmitDeps): Promise<SubmitReport> {
     deps.log?.(
       `submit: head ${report.head}, chain nonce ${report.chainNonce}, ${report.newBatches} new batch(es) with ` +
         `${report.newRecords} record(s), ${report.inFlight} in flight, ${report.mined} mined, ` +
-        `${report.rebroadcasts} rebroadcast, ${report.orphaned} orphaned, ${report.abandoned} abandoned`
+        `${report.rebroadcasts} rebroadcast, ${report.orphaned} orphaned, ${report.abandoned} abandoned` +
+        (report.filling ? `, ${report.filling} record(s) left to fill a later batch` : '')
     );
   return report;
 }
@@ -236,6 +268,7 @@ async function settle(run: Run, row: BatchRow): Promise<void> {
     report.orphaned++;
   }
   report.inFlight++;
+  run.unminedGas += gasLimitOf(row, deps.config);
   const due =
     orphaned ||
     row.broadcasts === 0 ||
@@ -357,10 +390,24 @@ async function submitNew(run: Run, { gaps, live, next }: NoncePlan): Promise<voi
   const waited = gaps.length ? live.filter((r) => r.status === 'signed' && r.nonce > gaps[0]!.nonce) : [];
   for (const row of waited) await guarded(run, () => broadcastRow(run, row));
   for (let i = 0, nonce = next; i < free && taken < pending.length; i++, nonce++) {
-    const used = await newBatch(run, nonce, upcoming());
+    const candidates = upcoming();
+    if (candidates.length < run.perTx && !makesNextBlock(run, candidates.length)) {
+      report.filling = pending.length - taken;
+      return;
+    }
+    const used = await newBatch(run, nonce, candidates);
     if (used === undefined) return;
     taken += used;
   }
+}
+
+/**
+ * Whether a batch of `records` fits the next block beside this key's unmined batches (its earlier nonces, mined
+ * first). A partial batch that cannot is better left to fill up: it would reach the chain no sooner, and would
+ * leave the room a full batch needs unused in the block it lands in. A later run sends it once it fits or is full.
+ */
+function makesNextBlock(run: Run, records: number): boolean {
+  return run.unminedGas + withMargin(GAS_PER_TX + records * run.gasPerRecord) <= run.blockGasLimit;
 }
 
 /**
@@ -393,7 +440,8 @@ async function newBatch(
     feeBumps: 0,
   };
   row.txHashes.push(transactionHash(row.rawTx));
-  run.perTx = recordsPerTransaction(deps.config, measuredGasPerRecord(row)); // the next batch, sized by this one
+  run.gasPerRecord = measuredGasPerRecord(row); // the next batch, sized by this one
+  run.perTx = recordsPerTransaction(deps.config, run.gasPerRecord);
   deps.crashPoints?.afterSign?.();
   if (replacing) {
     row.etag = replacing.etag;
@@ -418,6 +466,7 @@ async function newBatch(
   report.newBatches++;
   report.newRecords += claimed.length;
   report.inFlight++;
+  run.unminedGas += gasLimitOf(row, deps.config);
   deps.telemetry.metric(SUBMIT_METRICS.batches, 1);
   deps.telemetry.metric(SUBMIT_METRICS.recordsPerTx, claimed.length);
   return records.length;
@@ -484,7 +533,7 @@ async function sign(run: Run, nonce: number, records: PendingRecord[], { fit }: 
       records = records.slice(0, cuts === 0 ? Math.max(worstCase, inProportion) : worstCase);
       continue;
     }
-    const gasLimit = (estimate * BigInt(100 + GAS_MARGIN_PERCENT)) / 100n;
+    const gasLimit = BigInt(Math.floor(withMargin(Number(estimate))));
     const tx: TransactionRequest = { from: signer, to, data, nonce, gasLimit, chainId, ...feeFields(fees) };
     return { rawTx: await deps.signer.signTransaction(tx), records, gasEstimate: Number(estimate) };
   }

@@ -245,6 +245,44 @@ describe('submitter batch sizes', () => {
   });
 });
 
+describe('submitter at a full block', () => {
+  // A 4M-gas block holds two batches at a 2M budget; blocks are mined by hand, so what is unmined is up to the test.
+  let bed: Bed;
+  beforeAll(async () => {
+    bed = await testBed({ blockTimeSeconds: 0, gasLimit: 4_000_000 }, { SUBMIT_TX_GAS_BUDGET: '2000000' });
+    await bed.provider.send('evm_setAutomine', [false]);
+  });
+  afterAll(async () => bed?.stop());
+
+  it('leaves a partial batch to fill up while it could not make the next block anyway, and sends it once it can', async () => {
+    const ids = await acceptEvents(bed, 200);
+    // Two full batches take the next block; the rest could only land in a later one, where it would take the
+    // room a full batch needs: it waits.
+    const first = await runSubmit(bed.deps());
+    expect(first).toMatchObject({ newBatches: 2, inFlight: 2 });
+    expect(first.filling).toBe(200 - first.newRecords);
+    expect(first.filling).toBeGreaterThan(0);
+
+    await bed.provider.send('evm_mine', []);
+    expect(await runSubmit(bed.deps())).toMatchObject({
+      mined: 2,
+      newBatches: 1,
+      newRecords: first.filling,
+      filling: 0,
+    });
+
+    await bed.provider.send('evm_mine', []);
+    // A partial batch that fits beside an unmined full one goes at once: holding it would only add latency.
+    const more = await acceptEvents(bed, 100);
+    expect(await runSubmit(bed.deps())).toMatchObject({ newBatches: 2, newRecords: 100, filling: 0 });
+
+    await bed.provider.send('evm_setAutomine', [true]);
+    await bed.provider.send('evm_mine', []);
+    await drain(bed, bed.deps());
+    expectExactlyOnce(await chainView(bed), [...ids, ...more]);
+  });
+});
+
 describe('submitter fees', () => {
   it('uses legacy transactions at price 0 on a zero-gas chain', async () => {
     const bed = await testBed({ blockTimeSeconds: 0, freeGas: true });
