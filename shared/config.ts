@@ -72,6 +72,8 @@ export interface Config {
     logChunkBlocks: number;
     /** Recent block hashes kept to detect and undo reorgs; a deeper reorg stops the watcher. */
     reorgWindowBlocks: number;
+    /** After a run, how long the timer invocation keeps watching the head to project a block as it arrives. */
+    followMs: number;
   };
   heartbeat: {
     schedule: string;
@@ -395,6 +397,7 @@ export function loadConfig(env: Env = process.env): Config {
       fromBlock: r.integer('WATCH_FROM_BLOCK', 0, 0, Number.MAX_SAFE_INTEGER),
       logChunkBlocks: r.integer('WATCH_LOG_CHUNK_BLOCKS', 2000, 1, 100_000),
       reorgWindowBlocks: r.integer('WATCH_REORG_WINDOW_BLOCKS', 128, 8, 10_000),
+      followMs: r.integer('WATCH_FOLLOW_MS', 800, 0, 60_000),
     },
     heartbeat: {
       schedule: r.schedule('HEARTBEAT_SCHEDULE', '*/30 * * * * *'),

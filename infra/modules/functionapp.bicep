@@ -242,6 +242,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     SUBMIT_MAX_FEE_PER_GAS_GWEI: '500'
     WATCH_LOG_CHUNK_BLOCKS: '2000'
     WATCH_REORG_WINDOW_BLOCKS: '128'
+    WATCH_FOLLOW_MS: '800'
     HEARTBEAT_PROBE_TIMEOUT_MS: '5000'
     ALERT_VALIDATOR_SILENT_BEATS: string(alertValidatorSilentBeats)
     ALERT_BLOCK_AGE_FACTOR: string(alertBlockAgeFactor)

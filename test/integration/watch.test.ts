@@ -5,7 +5,7 @@ import { bucketOf, CreditLedger, recordKey } from '../../shared/storage/credit-l
 import { rebuildProjections } from '../../shared/watch/rebuild';
 import { PROJECTION_LAYOUT, readWatcherStatus, WatcherStateStore } from '../../shared/watch/state';
 import { WATCH_EVENTS, WATCH_METRICS } from '../../shared/watch/telemetry-names';
-import { WatcherHaltedError } from '../../shared/watch/watcher';
+import { WatcherHaltedError, type WatchRunResult } from '../../shared/watch/watcher';
 import {
   creditRecord,
   dumpProjections,
@@ -30,7 +30,7 @@ describe('watch', () => {
   const fresh = (): string => `fresh${++freshAccounts}`;
 
   beforeAll(async () => {
-    chain = await startReadPathChain(['banka', 'bankb', ...Array.from({ length: 14 }, (_, i) => `fresh${i + 1}`)]);
+    chain = await startReadPathChain(['banka', 'bankb', ...Array.from({ length: 15 }, (_, i) => `fresh${i + 1}`)]);
   });
   afterAll(async () => chain?.stop());
 
@@ -175,6 +175,27 @@ describe('watch', () => {
       minedTxHash: receipt.hash,
       minedBlock: receipt.blockNumber,
     });
+  });
+
+  it('projects a block confirmed while it follows the head, within the same call', async () => {
+    const tables = storeFor(chain, fresh());
+    const settings = watchSettings(chain, 'BANK-A');
+    const a = watcherFor(tables, chain.anvil.rpcUrl, settings);
+    try {
+      await a.watcher.run(); // caught up: what follows is only what arrives while it follows
+      const runs: WatchRunResult[] = [];
+      const following = a.watcher.follow(4_000, (result) => runs.push(result));
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const receipt = await submit(chain, 'BANK-B', [creditRecord(subject(), 1n)]);
+      await mine(chain.provider, settings.confirmations);
+      await following;
+      // The block arrived after the first run: a later run within the same call projected it.
+      expect(runs.slice(1).find((r) => r.records > 0)).toMatchObject({ outcome: 'projected', records: 1 });
+      const checkpoint = await new WatcherStateStore(tables).readCheckpoint(settings.fromBlock);
+      expect(checkpoint.block).toBeGreaterThanOrEqual(receipt.blockNumber);
+    } finally {
+      a.chain.destroy();
+    }
   });
 
   it('undoes a reorg deeper than the confirmations that happens in the middle of a run, and reprocesses', async () => {
