@@ -18,7 +18,10 @@ export interface BlockTerms {
   gasLimit: number;
 }
 
-/** The fee model of the latest block, never paying more than `capPerGas` per gas (SUBMIT_MAX_FEE_PER_GAS_GWEI). */
+/**
+ * The latest block's fee model, never paying more than `capPerGas` per gas (SUBMIT_MAX_FEE_PER_GAS_GWEI), and its
+ * gas limit.
+ */
 export async function readBlockTerms(provider: JsonRpcProvider, capPerGas?: bigint): Promise<BlockTerms> {
   const [block, gasPriceHex] = await Promise.all([
     provider.getBlock('latest'),
