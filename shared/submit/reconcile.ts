@@ -16,7 +16,8 @@ import type { Outbox } from '../storage/outbox';
  *      one, once at confirmation depth (a reorg could mine it again, and it might succeed): abandoned, its
  *      events back to pending;
  *    - no receipt, and the chain's nonce is past the row's (asked of every endpoint: a lagging node may only
- *      not know yet): the nonce went to a transaction the log does not hold: abandoned, events back to pending;
+ *      not know yet): the nonce went to a transaction the log does not hold: once the chain's nonce at
+ *      confirmation depth is past it too (a reorg could free it), abandoned, events back to pending;
  *    - no receipt, the nonce still open: signed; the stored transaction (same hash) is rebroadcast, lowest
  *      nonce first, at once when its receipt vanished (a reorg), else after SUBMIT_REBROADCAST_AFTER_BLOCKS.
  * 3. Fees rise only for the transaction at the chain's next nonce that two broadcasts did not get mined, at

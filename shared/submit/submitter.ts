@@ -249,9 +249,12 @@ async function settle(run: Run, row: BatchRow): Promise<void> {
   }
   if (nonces.latest > row.nonce) {
     const elsewhere = await findReceipt(deps.chain, row.txHashes, true);
-    if (!elsewhere)
-      return abandon(run, row, `nonce ${row.nonce} was used by a transaction that is not in this write-ahead log`);
-    return; // the primary endpoint lags; the next run reads the receipt there
+    if (elsewhere) return; // the primary endpoint lags; the next run reads the receipt there
+    // Final only at confirmation depth, as a revert is: a reorg could free the nonce while this row's transaction
+    // is still in a pool, and its events sent again meanwhile would go out twice.
+    const depth = nonces.head - deps.config.chain.confirmations;
+    if (depth < 0 || (await deps.chain.read((p) => p.getTransactionCount(row.signer, depth))) <= row.nonce) return;
+    return abandon(run, row, `nonce ${row.nonce} was used by a transaction that is not in this write-ahead log`);
   }
   const orphaned = row.status === 'mined';
   if (orphaned) {

@@ -230,11 +230,14 @@ describe('the write side follows the chain', () => {
         maxPriorityFeePerGas: 10n ** 9n,
       });
       await bed.provider.send('eth_sendRawTransaction', [foreign]);
-      await bed.provider.send('evm_mine', []);
+      // Mined, then buried at confirmation depth: only then is our batch at 0 given up.
+      const depth = bed.config.chain.confirmations;
+      await bed.provider.send('anvil_mine', [toQuantity(depth + 1)]);
       const abandoned = await runSubmit(deps);
       expect(abandoned).toMatchObject({ abandoned: 1, newBatches: 1 });
-      // A reorg takes the foreign transaction away: nonce 0 is open again, and our batch at 1 waits on it.
-      await bed.provider.send('anvil_reorg', [1, []]);
+      // A reorg deeper than that takes the foreign transaction away: nonce 0 is open again, and our batch at 1
+      // waits on it.
+      await bed.provider.send('anvil_reorg', [depth + 1, []]);
       const filled = await runSubmit(deps);
       expect(filled.gapsFilled).toBe(1);
       // Blocks go on (a pool may have dropped what waited behind the gap: the rebroadcast timer sends it again).

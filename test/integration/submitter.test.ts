@@ -69,28 +69,40 @@ describe('submitter on a 1 s block chain', () => {
     expectExactlyOnce(await chainView(bed), ids);
   });
 
-  it('abandons a batch whose nonce another transaction took, and submits its events again', async () => {
-    const ids = await acceptEvents(bed, 50);
-    const crash = new Error('crash after write-ahead');
-    await expect(
-      runSubmit(
-        bed.deps({
-          crashPoints: {
-            afterWriteAhead: () => {
-              throw crash;
-            },
+  it('abandons a batch whose nonce another transaction took, at confirmation depth, and submits its events again', async () => {
+    // Blocks mined by hand, so whether the foreign transaction is deep enough is up to the test.
+    const manual = await testBed({ blockTimeSeconds: 0 });
+    try {
+      await manual.provider.send('evm_setAutomine', [false]);
+      const ids = await acceptEvents(manual, 50);
+      const crash = new Error('crash after write-ahead');
+      const crashing = manual.deps({
+        crashPoints: {
+          afterWriteAhead: () => {
+            throw crash;
           },
-        })
-      )
-    ).rejects.toBe(crash);
-    // The same key sends something else with that nonce, outside ledger-bridge.
-    const nonce = await bed.provider.getTransactionCount(bed.signer.wallet.address, 'latest');
-    const foreign = await bed.signer.wallet
-      .connect(bed.provider)
-      .sendTransaction({ to: bed.signer.wallet.address, value: 0n, nonce });
-    await foreign.wait();
-    await drain(bed, bed.deps());
-    expectExactlyOnce(await chainView(bed), ids);
+        },
+      });
+      await expect(runSubmit(crashing)).rejects.toBe(crash);
+      // The same key sends something else with that nonce, outside ledger-bridge.
+      const nonce = await manual.provider.getTransactionCount(manual.signer.wallet.address, 'latest');
+      await manual.signer.wallet
+        .connect(manual.provider)
+        .sendTransaction({ to: manual.signer.wallet.address, value: 0n, nonce });
+      await manual.provider.send('evm_mine', []);
+      // Not given up before confirmation depth: a reorg could still free the nonce for the row's transaction.
+      for (let depth = 0; depth < manual.config.chain.confirmations; depth++) {
+        expect(await runSubmit(manual.deps())).toMatchObject({ abandoned: 0, newBatches: 0 });
+        await manual.provider.send('evm_mine', []);
+      }
+      expect(await runSubmit(manual.deps())).toMatchObject({ abandoned: 1, newBatches: 1, newRecords: 50 });
+      await manual.provider.send('evm_setAutomine', [true]);
+      await manual.provider.send('evm_mine', []);
+      await drain(manual, manual.deps());
+      expectExactlyOnce(await chainView(manual), ids);
+    } finally {
+      await manual.stop();
+    }
   });
 
   it('gives up a batch that ran out of gas at mining, at confirmation depth, and sends its events again', async () => {
