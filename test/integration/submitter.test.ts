@@ -8,6 +8,21 @@ import { runSubmit } from '../../shared/submit/submitter';
 import { acceptEvents, chainView, drain, expectExactlyOnce, openRows, testBed, type Bed } from './support/submit-bed';
 import { recordingTelemetry } from './support/read-path-fixtures';
 
+/** A bed whose blocks the test mines by hand: whether a transaction is deep enough is then up to the test. */
+async function manualBed(): Promise<Bed> {
+  const manual = await testBed({ blockTimeSeconds: 0 });
+  await manual.provider.send('evm_setAutomine', [false]);
+  return manual;
+}
+
+/** Mines on its own again, drains, and checks every one of `ids` was applied exactly once. */
+async function drainMiningAgain(manual: Bed, ids: string[]): Promise<void> {
+  await manual.provider.send('evm_setAutomine', [true]);
+  await manual.provider.send('evm_mine', []);
+  await drain(manual, manual.deps());
+  expectExactlyOnce(await chainView(manual), ids);
+}
+
 describe('submitter on a 1 s block chain', () => {
   let bed: Bed;
   beforeAll(async () => {
@@ -70,10 +85,8 @@ describe('submitter on a 1 s block chain', () => {
   });
 
   it('abandons a batch whose nonce another transaction took, at confirmation depth, and submits its events again', async () => {
-    // Blocks mined by hand, so whether the foreign transaction is deep enough is up to the test.
-    const manual = await testBed({ blockTimeSeconds: 0 });
+    const manual = await manualBed();
     try {
-      await manual.provider.send('evm_setAutomine', [false]);
       const ids = await acceptEvents(manual, 50);
       const crash = new Error('crash after write-ahead');
       const crashing = manual.deps({
@@ -96,20 +109,15 @@ describe('submitter on a 1 s block chain', () => {
         await manual.provider.send('evm_mine', []);
       }
       expect(await runSubmit(manual.deps())).toMatchObject({ abandoned: 1, newBatches: 1, newRecords: 50 });
-      await manual.provider.send('evm_setAutomine', [true]);
-      await manual.provider.send('evm_mine', []);
-      await drain(manual, manual.deps());
-      expectExactlyOnce(await chainView(manual), ids);
+      await drainMiningAgain(manual, ids);
     } finally {
       await manual.stop();
     }
   });
 
   it('gives up a batch that ran out of gas at mining, at confirmation depth, and sends its events again', async () => {
-    // Blocks mined by hand: whether the revert is deep enough is then up to the test, not the machine's speed.
-    const manual = await testBed({ blockTimeSeconds: 0 });
+    const manual = await manualBed();
     try {
-      await manual.provider.send('evm_setAutomine', [false]);
       const ids = await acceptEvents(manual, 60);
       // Records that cost more at mining than at their estimate (a reorg took away what another key of the bank
       // wrote): stood in for by signing the first batch with a quarter less gas than the submitter asks.
@@ -145,10 +153,7 @@ describe('submitter on a 1 s block chain', () => {
       expect(abandoned.map((e) => e.properties!.reason)).toEqual([
         `transaction ${receipt!.hash} reverted in block ${receipt!.blockNumber}`,
       ]);
-      await manual.provider.send('evm_setAutomine', [true]);
-      await manual.provider.send('evm_mine', []);
-      await drain(manual, manual.deps());
-      expectExactlyOnce(await chainView(manual), ids);
+      await drainMiningAgain(manual, ids);
     } finally {
       await manual.stop();
     }
