@@ -128,10 +128,8 @@ interface Run {
   /** The gas one block holds. */
   blockGasLimit: number;
   report: SubmitReport;
-  /** Gas per record as the newest batch's estimate measured it (with headroom). */
+  /** Gas per record as the newest batch's estimate measured it (with headroom): what sizes the next batch. */
   gasPerRecord: number;
-  /** Records a new batch starts from: what the gas budget holds at `gasPerRecord`. */
-  perTx: number;
   /** Gas limits of this key's batches signed and not mined: the next block takes these before any new one. */
   unminedGas: number;
   /** Block hashes this run read, by number (several mined rows often share a block). */
@@ -167,7 +165,6 @@ export async function runSubmit(deps: SubmitDeps): Promise<SubmitReport> {
     filling: 0,
   };
   const recent = await deps.batches.recent(signer, nonces.latest, RECENT_ROWS_LIMIT);
-  const gasPerRecord = measuredGasPerRecord(recent.newest);
   const run: Run = {
     deps,
     signer,
@@ -175,8 +172,7 @@ export async function runSubmit(deps: SubmitDeps): Promise<SubmitReport> {
     fees,
     blockGasLimit,
     report,
-    gasPerRecord,
-    perTx: recordsPerTransaction(deps.config, gasPerRecord),
+    gasPerRecord: measuredGasPerRecord(recent.newest),
     unminedGas: 0,
     blockHashes: new Map(),
   };
@@ -375,10 +371,11 @@ async function submitNew(run: Run, { gaps, live, next }: NoncePlan): Promise<voi
   const { deps, report } = run;
   const free = Math.max(0, deps.config.submit.maxInFlight - report.inFlight);
   if (gaps.length === 0 && free === 0) return;
-  const pending = await deps.outbox.readPending((gaps.length + free) * run.perTx);
+  const perTx = (): number => recordsPerTransaction(deps.config, run.gasPerRecord);
+  const pending = await deps.outbox.readPending((gaps.length + free) * perTx());
   let taken = 0;
-  // A batch takes what fits of the next perTx records; the rest stay for the next batch.
-  const upcoming = (): PendingRecord[] => pending.slice(taken, taken + run.perTx);
+  // A batch takes what fits of the next batch-worth of records (sized by the newest batch); the rest stay pending.
+  const upcoming = (): PendingRecord[] => pending.slice(taken, taken + perTx());
   for (const gap of gaps) {
     const used = await newBatch(run, gap.nonce, upcoming(), gap.row);
     if (used === undefined) return;
@@ -394,7 +391,7 @@ async function submitNew(run: Run, { gaps, live, next }: NoncePlan): Promise<voi
   for (const row of waited) await guarded(run, () => broadcastRow(run, row));
   for (let i = 0, nonce = next; i < free && taken < pending.length; i++, nonce++) {
     const candidates = upcoming();
-    if (candidates.length < run.perTx && !makesNextBlock(run, candidates.length)) {
+    if (candidates.length < perTx() && !makesNextBlock(run, candidates.length)) {
       report.filling = pending.length - taken;
       return;
     }
@@ -444,7 +441,6 @@ async function newBatch(
   };
   row.txHashes.push(transactionHash(row.rawTx));
   run.gasPerRecord = measuredGasPerRecord(row); // the next batch, sized by this one
-  run.perTx = recordsPerTransaction(deps.config, run.gasPerRecord);
   deps.crashPoints?.afterSign?.();
   if (replacing) {
     row.etag = replacing.etag;
