@@ -61,6 +61,11 @@ export interface Config {
     maxFeeBumps: number;
     /** No fee bump goes past this many gwei per gas. */
     maxFeePerGasGwei: number;
+    /**
+     * While blocks are full, how long a partial batch may wait for more records (its oldest record's age); 0 sends
+     * a partial batch whenever it can make the next block.
+     */
+    fillWaitSeconds: number;
     /** `naive` submits one transaction (one signature) per event: the benchmark's baseline, never for production. */
     mode: 'batched' | 'naive';
   };
@@ -390,6 +395,7 @@ export function loadConfig(env: Env = process.env): Config {
       rebroadcastAfterBlocks: r.integer('SUBMIT_REBROADCAST_AFTER_BLOCKS', 5, 1, 1000),
       maxFeeBumps: r.integer('SUBMIT_MAX_FEE_BUMPS', 5, 0, MAX_FEE_BUMPS_SETTING_MAX),
       maxFeePerGasGwei: r.integer('SUBMIT_MAX_FEE_PER_GAS_GWEI', 500, 1, 1_000_000),
+      fillWaitSeconds: r.integer('SUBMIT_FILL_WAIT_SECONDS', 30, 0, 3600),
       mode: submitMode === 'naive' ? 'naive' : 'batched',
     },
     watch: {

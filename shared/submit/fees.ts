@@ -16,11 +16,13 @@ export interface BlockTerms {
   fees: FeeModel;
   /** The gas one block holds: what decides whether a batch can still make the next block. */
   gasLimit: number;
+  /** The gas the latest block used: how full the chain's blocks are. */
+  gasUsed: number;
 }
 
 /**
- * The latest block's fee model, never paying more than `capPerGas` per gas (SUBMIT_MAX_FEE_PER_GAS_GWEI), and its
- * gas limit.
+ * The latest block's fee model, never paying more than `capPerGas` per gas (SUBMIT_MAX_FEE_PER_GAS_GWEI), its
+ * gas limit and the gas it used.
  */
 export async function readBlockTerms(provider: JsonRpcProvider, capPerGas?: bigint): Promise<BlockTerms> {
   const [block, gasPriceHex] = await Promise.all([
@@ -29,7 +31,11 @@ export async function readBlockTerms(provider: JsonRpcProvider, capPerGas?: bigi
   ]);
   if (!block) throw new Error('the RPC endpoint returned no latest block');
   const fees = feesOf(block.baseFeePerGas ?? 0n, BigInt(gasPriceHex));
-  return { fees: capPerGas === undefined ? fees : capFees(fees, capPerGas), gasLimit: Number(block.gasLimit) };
+  return {
+    fees: capPerGas === undefined ? fees : capFees(fees, capPerGas),
+    gasLimit: Number(block.gasLimit),
+    gasUsed: Number(block.gasUsed),
+  };
 }
 
 function feesOf(baseFee: bigint, gasPrice: bigint): FeeModel {

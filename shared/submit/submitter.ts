@@ -56,8 +56,8 @@ export interface SubmitReport {
   /** Why no new batch was started this run although records may be pending. */
   held?: string;
   /**
-   * Pending records left for a fuller batch: too few for a whole one, and too many to make the next block beside
-   * this key's unmined batches, so sending them now would only take block space from a full batch later.
+   * Pending records left for a fuller batch: too few for a whole one, and sent now they would only take block
+   * space from a full batch (see waitsToFill).
    */
   filling: number;
 }
@@ -127,6 +127,8 @@ interface Run {
   fees: FeeModel;
   /** The gas one block holds. */
   blockGasLimit: number;
+  /** The gas the latest block used. */
+  latestGasUsed: number;
   report: SubmitReport;
   /** Gas per record as the newest batch's estimate measured it (with headroom): what sizes the next batch. */
   gasPerRecord: number;
@@ -143,7 +145,7 @@ interface Run {
  */
 export async function runSubmit(deps: SubmitDeps): Promise<SubmitReport> {
   const signer = (await deps.signer.getAddress()).toLowerCase();
-  const [nonces, { fees, gasLimit: blockGasLimit }] = await Promise.all([
+  const [nonces, { fees, gasLimit: blockGasLimit, gasUsed: latestGasUsed }] = await Promise.all([
     readChainNonces(deps.chain, signer),
     deps.chain.read((p) => readBlockTerms(p, feeCap(deps))),
   ]);
@@ -171,6 +173,7 @@ export async function runSubmit(deps: SubmitDeps): Promise<SubmitReport> {
     nonces,
     fees,
     blockGasLimit,
+    latestGasUsed,
     report,
     gasPerRecord: measuredGasPerRecord(recent.newest),
     unminedGas: 0,
@@ -391,7 +394,7 @@ async function submitNew(run: Run, { gaps, live, next }: NoncePlan): Promise<voi
   for (const row of waited) await guarded(run, () => broadcastRow(run, row));
   for (let i = 0, nonce = next; i < free && taken < pending.length; i++, nonce++) {
     const candidates = upcoming();
-    if (candidates.length < perTx() && !makesNextBlock(run, candidates.length)) {
+    if (candidates.length < perTx() && waitsToFill(run, candidates)) {
       report.filling = pending.length - taken;
       return;
     }
@@ -402,12 +405,20 @@ async function submitNew(run: Run, { gaps, live, next }: NoncePlan): Promise<voi
 }
 
 /**
- * Whether a batch of `records` fits the next block beside this key's unmined batches (its earlier nonces, mined
- * first). A partial batch that cannot is better left to fill up: it would reach the chain no sooner, and would
- * leave the room a full batch needs unused in the block it lands in. A later run sends it once it fits or is full.
+ * Whether a partial batch is better left to fill up, because sending it now would take block space a full batch
+ * needs (a block packs whole transactions) and get its records no sooner to the chain:
+ * - it cannot make the next block beside this key's unmined batches (its earlier nonces, mined first); or
+ * - the latest block had no room for it: while blocks are full, it would land beside one full batch where two
+ *   fit. This wait ends once its oldest record has waited SUBMIT_FILL_WAIT_SECONDS, so that a bank that only
+ *   trickles is not starved by busy ones.
+ * A later run sends it once it is full or one of these ends.
  */
-function makesNextBlock(run: Run, records: number): boolean {
-  return run.unminedGas + withMargin(GAS_PER_TX + records * run.gasPerRecord) <= run.blockGasLimit;
+function waitsToFill(run: Run, records: PendingRecord[]): boolean {
+  const gas = withMargin(GAS_PER_TX + records.length * run.gasPerRecord);
+  if (run.unminedGas + gas > run.blockGasLimit) return true;
+  if (run.latestGasUsed + gas <= run.blockGasLimit) return false;
+  const oldest = Math.min(...records.map((r) => Date.parse(r.enqueuedAt)));
+  return Date.now() - oldest < run.deps.config.submit.fillWaitSeconds * 1000;
 }
 
 /**

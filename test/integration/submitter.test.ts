@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Transaction, toQuantity } from 'ethers';
 import { registryInterface } from '../../shared/chain/registry';
 import { bytes16ToEventId } from '../../shared/domain/event-id';
@@ -271,27 +272,50 @@ describe('submitter at a full block', () => {
   });
   afterAll(async () => bed?.stop());
 
+  const withFillWait = (seconds: number) =>
+    bed.deps({ config: { ...bed.config, submit: { ...bed.config.submit, fillWaitSeconds: seconds } } });
+
   it('leaves a partial batch to fill up while it could not make the next block anyway, and sends it once it can', async () => {
+    // Without the wait for full blocks (the next test), so that only this key's own unmined batches count.
+    const deps = withFillWait(0);
     const ids = await acceptEvents(bed, 200);
     // Two full batches take the next block; the rest could only land in a later one, where it would take the
     // room a full batch needs: it waits.
-    const first = await runSubmit(bed.deps());
+    const first = await runSubmit(deps);
     expect(first).toMatchObject({ newBatches: 2, inFlight: 2 });
     expect(first.filling).toBe(200 - first.newRecords);
     expect(first.filling).toBeGreaterThan(0);
 
     await bed.provider.send('evm_mine', []);
-    expect(await runSubmit(bed.deps())).toMatchObject({
-      mined: 2,
-      newBatches: 1,
-      newRecords: first.filling,
-      filling: 0,
-    });
+    expect(await runSubmit(deps)).toMatchObject({ mined: 2, newBatches: 1, newRecords: first.filling, filling: 0 });
 
     await bed.provider.send('evm_mine', []);
     // A partial batch that fits beside an unmined full one goes at once: holding it would only add latency.
     const more = await acceptEvents(bed, 100);
-    expect(await runSubmit(bed.deps())).toMatchObject({ newBatches: 2, newRecords: 100, filling: 0 });
+    expect(await runSubmit(deps)).toMatchObject({ newBatches: 2, newRecords: 100, filling: 0 });
+
+    await bed.provider.send('evm_setAutomine', [true]);
+    await bed.provider.send('evm_mine', []);
+    await drain(bed, bed.deps());
+    expectExactlyOnce(await chainView(bed), [...ids, ...more]);
+  });
+
+  it('while blocks are full, leaves a partial batch to fill up until a block has room or its oldest record has waited SUBMIT_FILL_WAIT_SECONDS', async () => {
+    await bed.provider.send('evm_setAutomine', [false]);
+    const ids = await acceptEvents(bed, 200);
+    const first = await runSubmit(bed.deps());
+    expect(first).toMatchObject({ newBatches: 2 });
+    await bed.provider.send('evm_mine', []); // a block of two full batches
+    // Nothing of this key's is unmined, so the rest would make the next block; but the latest block had no room
+    // for it, and where blocks are full it would take the place of another writer's full batch: it waits.
+    expect(await runSubmit(bed.deps())).toMatchObject({ mined: 2, newBatches: 0, filling: first.filling });
+
+    await sleep(1_100);
+    expect(await runSubmit(withFillWait(1))).toMatchObject({ newBatches: 1, newRecords: first.filling, filling: 0 });
+
+    await bed.provider.send('evm_mine', []); // a block with one partial batch: room for another
+    const more = await acceptEvents(bed, 10);
+    expect(await runSubmit(bed.deps())).toMatchObject({ newBatches: 1, newRecords: 10, filling: 0 });
 
     await bed.provider.send('evm_setAutomine', [true]);
     await bed.provider.send('evm_mine', []);
