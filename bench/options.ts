@@ -14,11 +14,15 @@ export interface BenchOptions {
   out: string;
   quick: boolean;
   skipNaive: boolean;
+  /** Also compare partial-batch waits under mixed load: every bank but the last in a burst, the last trickling. */
+  mixed: boolean;
+  /** The trickling bank's events per second in the mixed-load comparison. */
+  mixedRate: number;
 }
 
 export const BENCH_USAGE = `usage: bench [--events N] [--banks N] [--block-time S] [--gas-limit N] [--confirmations N]
              [--kv-latency-ms N] [--naive-events N] [--latency-rate N] [--latency-seconds N]
-             [--out DIR] [--quick] [--skip-naive]`;
+             [--out DIR] [--quick] [--skip-naive] [--mixed] [--mixed-rate N]`;
 
 /** The bench's options, as node:util parseArgs takes them. */
 export const BENCH_OPTIONS = {
@@ -34,6 +38,8 @@ export const BENCH_OPTIONS = {
   out: { type: 'string' },
   quick: { type: 'boolean' },
   'skip-naive': { type: 'boolean' },
+  mixed: { type: 'boolean' },
+  'mixed-rate': { type: 'string' },
 } as const;
 
 export function parseBenchArgs(argv: string[]): BenchOptions {
@@ -51,6 +57,9 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     return n;
   };
   const banks = num('banks', values.banks, 3, 1);
+  const mixed = values.mixed === true;
+  if (mixed && banks < 2)
+    throw new Error(`--mixed needs at least 2 banks (one trickles), got ${banks}\n${BENCH_USAGE}`);
   return {
     events: Math.round(num('events', values.events, quick ? 600 : 20_000, 1)),
     naiveEvents: Math.round(num('naive-events', values['naive-events'], quick ? 10 * banks : 30 * banks, 1)),
@@ -64,5 +73,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     out: resolve(values.out ?? join(__dirname, '..', '..', 'bench', 'results')),
     quick,
     skipNaive: values['skip-naive'] === true,
+    mixed,
+    mixedRate: num('mixed-rate', values['mixed-rate'], 100, 1),
   };
 }

@@ -30,8 +30,14 @@ export interface Env {
   stop(): Promise<void>;
 }
 
-export async function startEnv(o: BenchOptions, mode: 'batched' | 'naive', countTables: boolean): Promise<Env> {
-  log(`starting the local stack (${o.banks} banks, ${o.blockTime} s blocks, gas limit ${o.gasLimit}) for ${mode}…`);
+export async function startEnv(
+  o: BenchOptions,
+  mode: 'batched' | 'naive',
+  countTables: boolean,
+  appSettings: Record<string, string> = {}
+): Promise<Env> {
+  const label = [mode, ...Object.entries(appSettings).map(([k, v]) => `${k}=${v}`)].join(', ');
+  log(`starting the local stack (${o.banks} banks, ${o.blockTime} s blocks, gas limit ${o.gasLimit}) for ${label}…`);
   const stack = await startStack({
     banks: o.banks,
     blockTimeSeconds: o.blockTime,
@@ -54,7 +60,11 @@ export async function startEnv(o: BenchOptions, mode: 'batched' | 'naive', count
     stack.keyVault.faults.latencyMs = o.kvLatencyMs;
     const appDir = join(__dirname, '..', '..');
     for (const bank of stack.info.banks) {
-      const settings: Record<string, string> = { ...bankSettings(stack.info, bank.bankId), SUBMIT_MODE: mode };
+      const settings: Record<string, string> = {
+        ...bankSettings(stack.info, bank.bankId),
+        SUBMIT_MODE: mode,
+        ...appSettings,
+      };
       if (countTables && bank === stack.info.banks[0]) {
         counter = await startTableCounter(settings.AzureWebJobsStorage!);
         settings.AzureWebJobsStorage = counter.connectionString;
@@ -191,6 +201,10 @@ export interface PhaseResult {
   chainRecordsPerSec: number;
   latencyAnotherBank: { p50: number; p95: number; p99: number; max: number };
   latencyEveryBank: { p50: number; p95: number; p99: number; max: number };
+  /** Latency to another bank of each bank's own records (by bank index). */
+  latencyByBank: { p50: number; p95: number; p99: number; max: number }[];
+  /** When the last record of each bank was projected at every bank, from the first send (by bank index). */
+  doneByBankSec: number[];
   blocks: {
     first: number;
     last: number;
@@ -319,6 +333,8 @@ export async function runPhase(
   const byBlock = new Map<number, number[]>();
   const another: number[] = [];
   const every: number[] = [];
+  const anotherByBank: number[][] = env.hosts.map(() => []);
+  const doneByBank: number[] = env.hosts.map(() => -Infinity);
   const latencyPoints: [number, number][] = [];
   for (const [id, block] of tracker.blockOf) {
     let perBank = byBlock.get(block);
@@ -330,9 +346,13 @@ export async function runPhase(
     const all = Math.max(...perBank);
     if (Number.isFinite(first)) {
       another.push((first - sent) / 1000);
+      anotherByBank[own]?.push((first - sent) / 1000);
       latencyPoints.push([sent / 1000, (first - sent) / 1000]);
     }
-    if (Number.isFinite(all)) every.push((all - sent) / 1000);
+    if (Number.isFinite(all)) {
+      every.push((all - sent) / 1000);
+      doneByBank[own] = Math.max(doneByBank[own]!, all);
+    }
   }
 
   // Blocks, measured block time and gas of this phase's transactions.
@@ -417,6 +437,8 @@ export async function runPhase(
     chainRecordsPerSec: round(chainRate, 1),
     latencyAnotherBank: lat(another),
     latencyEveryBank: lat(every),
+    latencyByBank: anotherByBank.map(lat),
+    doneByBankSec: doneByBank.map((t) => (Number.isFinite(t) ? round(t / 1000 - firstSent, 1) : NaN)),
     blocks,
     timeline,
     latencyPoints,

@@ -239,7 +239,7 @@ ${Object.keys(t).map(row).join('\n')}
 | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 ${['latency', 'saturation', 'naive'].map(phase).join('\n')}
 
-## What limits throughput here
+${mixedSection(r)}## What limits throughput here
 
 ${limits(r)}
 
@@ -254,5 +254,26 @@ ${limits(r)}
 - **Memory**: VmHWM of each host process from /proc.
 
 Files: ${files.json}, ${files.png}
+`;
+}
+
+/** The `--mixed` comparison, when it ran: what holding partial batches while blocks are full does to each side. */
+function mixedSection(r: BenchReport): string {
+  const runs = Object.values(r.phases).filter((p) => p.name.startsWith('mixed'));
+  if (runs.length === 0) return '';
+  const last = r.settings.banks - 1;
+  const rows = runs.map((p) => {
+    const busyDone = Math.max(...p.doneByBankSec.slice(0, last));
+    const trickler = p.latencyByBank[last]!;
+    return `| ${p.name} | ${p.chainRecordsPerSec} | ${round(p.blocks.fill * 100, 1)}% | ${busyDone} | ${trickler.p50} / ${trickler.p99} |${p.complete ? '' : ' incomplete'}`;
+  });
+  return `## Mixed load (--mixed)
+
+Every bank but the last publishes ${Math.floor(r.settings.events / r.settings.banks)} events at once; the last trickles ${r.settings.mixedRate} events/s meanwhile. Each row ran on a stack of its own.
+
+| run | chain inclusion 10–90% (records/s) | blocks' gas used / gas limit | busy banks' records all projected (s from first send) | trickling bank's latency p50 / p99 (s) |
+| --- | --- | --- | --- | --- |
+${rows.join('\n')}
+
 `;
 }

@@ -8,6 +8,7 @@ import {
   calibrate,
   eventsFor,
   processes,
+  type Publish,
   publishAll,
   publishSteady,
   runPhase,
@@ -64,6 +65,8 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       await naive.stop();
     }
   }
+
+  if (o.mixed) await runMixed(o, calibration!, phases);
 
   const sat = phases.saturation;
   const latency = phases.latency;
@@ -180,6 +183,38 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
   writeFileSync(files.md, markdown(report, files));
   log(`report: ${files.md}`);
   return report;
+}
+
+/** The mixed-load phases' names: partial batches sent whenever they make the next block, and the app's default. */
+export const MIXED_PHASES = { noWait: 'mixed, SUBMIT_FILL_WAIT_SECONDS=0', default: 'mixed, default' } as const;
+
+/**
+ * `--mixed`: every bank but the last publishes the saturation run's share at once while the last trickles
+ * `--mixed-rate` events/s for as long as the chain needs for the burst; once with partial batches sent whenever
+ * they make the next block, once with the default wait while blocks are full. Each on a stack of its own.
+ */
+async function runMixed(o: BenchOptions, calibration: Calibration, phases: Record<string, PhaseResult>): Promise<void> {
+  const last = o.banks - 1;
+  const burst = eventsFor(o, o.events, 'MIX-').map((list, bank) => (bank === last ? [] : list));
+  const busyRecords = burst.flat().length;
+  const capacity = calibration.gasLimit / calibration.gasPerNewRecord / o.blockTime;
+  const trickleCount = Math.max(1, Math.round((o.mixedRate * busyRecords) / capacity));
+  const trickle = eventsFor(o, trickleCount * o.banks, 'MIXT-').map((list, bank) => (bank === last ? list : []));
+  const runs: [string, Record<string, string>][] = [
+    [MIXED_PHASES.noWait, { SUBMIT_FILL_WAIT_SECONDS: '0' }],
+    [MIXED_PHASES.default, {}],
+  ];
+  for (const [name, settings] of runs) {
+    const env = await startEnv(o, 'batched', false, settings);
+    try {
+      const drive = async (publish: Publish): Promise<void> => {
+        await Promise.all([publishAll(publish, burst), publishSteady(publish, trickle, o.mixedRate)]);
+      };
+      phases[name] = await runPhase(env, name, busyRecords + trickle.flat().length, drive, 120);
+    } finally {
+      await env.stop();
+    }
+  }
 }
 
 export async function main(argv = process.argv.slice(2)): Promise<void> {

@@ -39,5 +39,8 @@ describe('bench arithmetic', () => {
     );
     expect(() => parseBenchArgs(['--banks', '0'])).toThrow(/--banks must be a number >= 1/);
     expect(parseBenchArgs(['--quick']).events).toBe(600);
+    expect(() => parseBenchArgs(['--mixed', '--banks', '1'])).toThrow(/--mixed needs at least 2 banks/);
+    expect(() => parseBenchArgs(['--mixed', '--mixed-rate', '0'])).toThrow(/--mixed-rate must be a number >= 1/);
+    expect(parseBenchArgs(['--mixed'])).toMatchObject({ mixed: true, mixedRate: 100 });
   });
 });
