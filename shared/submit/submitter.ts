@@ -394,7 +394,7 @@ async function submitNew(run: Run, { gaps, live, next }: NoncePlan): Promise<voi
   for (const row of waited) await guarded(run, () => broadcastRow(run, row));
   for (let i = 0, nonce = next; i < free && taken < pending.length; i++, nonce++) {
     const candidates = upcoming();
-    if (candidates.length < perTx() && waitsToFill(run, candidates)) {
+    if (candidates.length < perTx() && waitsToFill(run, candidates, perTx())) {
       report.filling = pending.length - taken;
       return;
     }
@@ -405,18 +405,20 @@ async function submitNew(run: Run, { gaps, live, next }: NoncePlan): Promise<voi
 }
 
 /**
- * Whether a partial batch is better left to fill up, because sending it now would take block space a full batch
- * needs (a block packs whole transactions) and get its records no sooner to the chain:
- * - it cannot make the next block beside this key's unmined batches (its earlier nonces, mined first); or
- * - the latest block had no room for it: while blocks are full, it would land beside one full batch where two
- *   fit. This wait ends once its oldest record has waited SUBMIT_FILL_WAIT_SECONDS, so that a bank that only
+ * Whether a partial batch (fewer records than `perTx`) is better left to fill up:
+ * - it cannot make the next block beside this key's unmined batches (its earlier nonces, mined first): sent now, it
+ *   would land no sooner, and would take the room a full batch needs in the block it lands in; or
+ * - blocks are full (the latest had no room for it) and it is less than half full: a block packs whole
+ *   transactions, so it would land beside one full batch where two fit, and leave more of that block unused than
+ *   it fills. This wait ends once its oldest record has waited SUBMIT_FILL_WAIT_SECONDS, so that a bank that only
  *   trickles is not starved by busy ones.
- * A later run sends it once it is full or one of these ends.
+ * A later run sends it once it is full or neither holds.
  */
-function waitsToFill(run: Run, records: PendingRecord[]): boolean {
+function waitsToFill(run: Run, records: PendingRecord[], perTx: number): boolean {
   const gas = withMargin(GAS_PER_TX + records.length * run.gasPerRecord);
   if (run.unminedGas + gas > run.blockGasLimit) return true;
-  if (run.latestGasUsed + gas <= run.blockGasLimit) return false;
+  const blocksFull = run.latestGasUsed + gas > run.blockGasLimit;
+  if (!blocksFull || records.length * 2 >= perTx) return false;
   const oldest = Math.min(...records.map((r) => Date.parse(r.enqueuedAt)));
   return Date.now() - oldest < run.deps.config.submit.fillWaitSeconds * 1000;
 }

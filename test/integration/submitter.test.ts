@@ -300,27 +300,32 @@ describe('submitter at a full block', () => {
     expectExactlyOnce(await chainView(bed), [...ids, ...more]);
   });
 
-  it('while blocks are full, leaves a partial batch to fill up until a block has room or its oldest record has waited SUBMIT_FILL_WAIT_SECONDS', async () => {
+  it('while blocks are full, leaves a batch less than half full to fill up, until a block has room or its oldest record has waited SUBMIT_FILL_WAIT_SECONDS', async () => {
     await bed.provider.send('evm_setAutomine', [false]);
     const ids = await acceptEvents(bed, 200);
     const first = await runSubmit(bed.deps());
     expect(first).toMatchObject({ newBatches: 2 });
+    const halfBatch = first.newRecords / 4;
+    expect(first.filling).toBeGreaterThanOrEqual(halfBatch); // the scenario: the rest is at least half a batch
     await bed.provider.send('evm_mine', []); // a block of two full batches
-    // Nothing of this key's is unmined, so the rest would make the next block; but the latest block had no room
-    // for it, and where blocks are full it would take the place of another writer's full batch: it waits.
-    expect(await runSubmit(bed.deps())).toMatchObject({ mined: 2, newBatches: 0, filling: first.filling });
+    // Blocks are full, but the rest fills more of a block than it would leave unused: it goes.
+    expect(await runSubmit(bed.deps())).toMatchObject({ mined: 2, newBatches: 1, newRecords: first.filling });
 
+    // A few records now: they would make the next block beside this key's unmined batch, but the latest block had
+    // no room for them, and where blocks are full they would take the place of another writer's full batch.
+    const few = await acceptEvents(bed, 10);
+    expect(await runSubmit(bed.deps())).toMatchObject({ newBatches: 0, filling: 10 });
     await sleep(1_100);
-    expect(await runSubmit(withFillWait(1))).toMatchObject({ newBatches: 1, newRecords: first.filling, filling: 0 });
+    expect(await runSubmit(withFillWait(1))).toMatchObject({ newBatches: 1, newRecords: 10, filling: 0 });
 
-    await bed.provider.send('evm_mine', []); // a block with one partial batch: room for another
+    await bed.provider.send('evm_mine', []); // a block with two partial batches: room for another
     const more = await acceptEvents(bed, 10);
     expect(await runSubmit(bed.deps())).toMatchObject({ newBatches: 1, newRecords: 10, filling: 0 });
 
     await bed.provider.send('evm_setAutomine', [true]);
     await bed.provider.send('evm_mine', []);
     await drain(bed, bed.deps());
-    expectExactlyOnce(await chainView(bed), [...ids, ...more]);
+    expectExactlyOnce(await chainView(bed), [...ids, ...few, ...more]);
   });
 });
 
