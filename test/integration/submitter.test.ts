@@ -302,30 +302,34 @@ describe('submitter at a full block', () => {
 
   it('while blocks are full, leaves a batch less than half full to fill up, until a block has room or its oldest record has waited SUBMIT_FILL_WAIT_SECONDS', async () => {
     await bed.provider.send('evm_setAutomine', [false]);
-    const ids = await acceptEvents(bed, 200);
-    const first = await runSubmit(bed.deps());
-    expect(first).toMatchObject({ newBatches: 2 });
-    const halfBatch = first.newRecords / 4;
-    expect(first.filling).toBeGreaterThanOrEqual(halfBatch); // the scenario: the rest is at least half a batch
-    await bed.provider.send('evm_mine', []); // a block of two full batches
-    // Blocks are full, but the rest fills more of a block than it would leave unused: it goes.
-    expect(await runSubmit(bed.deps())).toMatchObject({ mined: 2, newBatches: 1, newRecords: first.filling });
+    const ids = await acceptEvents(bed, 120);
+    expect(await runSubmit(bed.deps())).toMatchObject({ newBatches: 2, newRecords: 120 }); // a full one and the rest
+    await bed.provider.send('evm_mine', []);
+    // The block they share has room for a few records, but not for another full batch: blocks are full.
+    const block = (await bed.provider.getBlock('latest'))!;
+    const room = Number(block.gasLimit - block.gasUsed);
+    expect(room).toBeLessThan(bed.config.submit.txGasBudget);
+    expect(room).toBeGreaterThan(500_000);
 
-    // A few records now: they would make the next block beside this key's unmined batch, but the latest block had
-    // no room for them, and where blocks are full they would take the place of another writer's full batch.
+    // A few records would fit that room, but where blocks are full they would take a full batch's place: they wait.
     const few = await acceptEvents(bed, 10);
     expect(await runSubmit(bed.deps())).toMatchObject({ newBatches: 0, filling: 10 });
     await sleep(1_100);
     expect(await runSubmit(withFillWait(1))).toMatchObject({ newBatches: 1, newRecords: 10, filling: 0 });
 
-    await bed.provider.send('evm_mine', []); // a block with two partial batches: room for another
+    // At least half a batch fills more of a block than it leaves unused: it goes, blocks full or not.
+    const half = await acceptEvents(bed, 60);
+    expect(await runSubmit(bed.deps())).toMatchObject({ newBatches: 1, newRecords: 60, filling: 0 });
+
+    await bed.provider.send('evm_mine', []);
+    await bed.provider.send('evm_mine', []); // an empty block: room
     const more = await acceptEvents(bed, 10);
     expect(await runSubmit(bed.deps())).toMatchObject({ newBatches: 1, newRecords: 10, filling: 0 });
 
     await bed.provider.send('evm_setAutomine', [true]);
     await bed.provider.send('evm_mine', []);
     await drain(bed, bed.deps());
-    expectExactlyOnce(await chainView(bed), [...ids, ...few, ...more]);
+    expectExactlyOnce(await chainView(bed), [...ids, ...few, ...half, ...more]);
   });
 });
 
