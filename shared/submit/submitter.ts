@@ -375,7 +375,7 @@ async function submitNew(run: Run, { gaps, live, next }: NoncePlan): Promise<voi
   const free = Math.max(0, deps.config.submit.maxInFlight - report.inFlight);
   if (gaps.length === 0 && free === 0) return;
   const perTx = (): number => recordsPerTransaction(deps.config, run.gasPerRecord);
-  const pending = await deps.outbox.readPending((gaps.length + free) * perTx());
+  let pending = await deps.outbox.readPending((gaps.length + free) * perTx());
   let taken = 0;
   // A batch takes what fits of the next batch-worth of records (sized by the newest batch); the rest stay pending.
   const upcoming = (): PendingRecord[] => pending.slice(taken, taken + perTx());
@@ -393,7 +393,13 @@ async function submitNew(run: Run, { gaps, live, next }: NoncePlan): Promise<voi
   const waited = gaps.length ? live.filter((r) => r.status === 'signed' && r.nonce > gaps[0]!.nonce) : [];
   for (const row of waited) await guarded(run, () => broadcastRow(run, row));
   for (let i = 0, nonce = next; i < free && taken < pending.length; i++, nonce++) {
-    const candidates = upcoming();
+    let candidates = upcoming();
+    if (candidates.length < perTx() && i > 0) {
+      // Records accepted while this run sent its batches (a burst still coming in) may fill the last one up.
+      pending = await deps.outbox.readPending((free - i) * perTx());
+      taken = 0;
+      candidates = upcoming();
+    }
     if (candidates.length < perTx() && waitsToFill(run, candidates, perTx())) {
       report.filling = pending.length - taken;
       return;

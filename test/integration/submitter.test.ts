@@ -300,6 +300,31 @@ describe('submitter at a full block', () => {
     expectExactlyOnce(await chainView(bed), [...ids, ...more]);
   });
 
+  it("tops up a run's last batch with records accepted while it sent the earlier ones", async () => {
+    await bed.provider.send('evm_setAutomine', [false]);
+    const ids = await acceptEvents(bed, 100);
+    const deps = bed.deps();
+    // A burst still coming in: more records arrive while the run claims its first batch.
+    let late: string[] = [];
+    const claim = deps.outbox.claim.bind(deps.outbox);
+    deps.outbox.claim = async (...args) => {
+      const claimed = await claim(...args);
+      if (late.length === 0) late = await acceptEvents(bed, 60);
+      return claimed;
+    };
+    const report = await runSubmit(deps);
+    const [first, second] = await openRows(deps);
+    expect(report.newBatches).toBe(2);
+    // The run's own read left fewer than a batch for the second; the records that came meanwhile filled it.
+    expect(second!.eventIds.length).toBeGreaterThan(100 - first!.eventIds.length);
+    expect(report.filling).toBe(160 - report.newRecords);
+
+    await bed.provider.send('evm_setAutomine', [true]);
+    await bed.provider.send('evm_mine', []);
+    await drain(bed, bed.deps());
+    expectExactlyOnce(await chainView(bed), [...ids, ...late]);
+  });
+
   it('while blocks are full, leaves a batch less than half full to fill up, until a block has room or its oldest record has waited SUBMIT_FILL_WAIT_SECONDS', async () => {
     await bed.provider.send('evm_setAutomine', [false]);
     const ids = await acceptEvents(bed, 120);
