@@ -186,7 +186,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
 }
 
 /** The mixed-load phases' names: partial batches sent whenever they make the next block, and the app's default. */
-export const MIXED_PHASES = { noWait: 'mixed, SUBMIT_FILL_WAIT_SECONDS=0', default: 'mixed, default' } as const;
+const MIXED_PHASES = { noWait: 'mixed, SUBMIT_FILL_WAIT_SECONDS=0', default: 'mixed, default' } as const;
 
 /**
  * `--mixed`: every bank but the last publishes the saturation run's share at once while the last trickles
