@@ -294,10 +294,7 @@ describe('submitter at a full block', () => {
     const more = await acceptEvents(bed, 100);
     expect(await runSubmit(deps)).toMatchObject({ newBatches: 2, newRecords: 100, filling: 0 });
 
-    await bed.provider.send('evm_setAutomine', [true]);
-    await bed.provider.send('evm_mine', []);
-    await drain(bed, bed.deps());
-    expectExactlyOnce(await chainView(bed), [...ids, ...more]);
+    await drainMiningAgain(bed, [...ids, ...more]);
   });
 
   it("tops up a run's last batch with records accepted while it sent the earlier ones", async () => {
@@ -319,10 +316,7 @@ describe('submitter at a full block', () => {
     expect(second!.eventIds.length).toBeGreaterThan(100 - first!.eventIds.length);
     expect(report.filling).toBe(160 - report.newRecords);
 
-    await bed.provider.send('evm_setAutomine', [true]);
-    await bed.provider.send('evm_mine', []);
-    await drain(bed, bed.deps());
-    expectExactlyOnce(await chainView(bed), [...ids, ...late]);
+    await drainMiningAgain(bed, [...ids, ...late]);
   });
 
   it('while blocks are full, leaves a batch less than half full to fill up, until a block has room or its oldest record has waited SUBMIT_FILL_WAIT_SECONDS', async () => {
@@ -351,10 +345,7 @@ describe('submitter at a full block', () => {
     const more = await acceptEvents(bed, 10);
     expect(await runSubmit(bed.deps())).toMatchObject({ newBatches: 1, newRecords: 10, filling: 0 });
 
-    await bed.provider.send('evm_setAutomine', [true]);
-    await bed.provider.send('evm_mine', []);
-    await drain(bed, bed.deps());
-    expectExactlyOnce(await chainView(bed), [...ids, ...few, ...half, ...more]);
+    await drainMiningAgain(bed, [...ids, ...few, ...half, ...more]);
   });
 });
 
