@@ -51,7 +51,7 @@ export interface Config {
     schedule: string;
     /** Upper bound on records in one transaction; the gas budget usually binds first. */
     maxRecordsPerTx: number;
-    /** Gas budget of one transaction (must stay under the block gas limit). */
+    /** Gas budget of one transaction; a submit run cuts one above the chain's block gas limit to that limit. */
     txGasBudget: number;
     /** Batches broadcast but not yet mined, at most. */
     maxInFlight: number;

@@ -168,7 +168,7 @@ export async function runSubmit(deps: SubmitDeps): Promise<SubmitReport> {
   };
   const recent = await deps.batches.recent(signer, nonces.latest, RECENT_ROWS_LIMIT);
   const run: Run = {
-    deps,
+    deps: withBudgetInBlock(deps, blockGasLimit),
     signer,
     nonces,
     fees,
@@ -357,13 +357,33 @@ async function abandon(run: Run, row: BatchRow, reason: string): Promise<void> {
   deps.log?.(`submit: abandoned nonce ${row.nonce}: ${reason}; ${returned} event(s) are pending again`);
 }
 
-/** Says once per process why new batches wait (the heartbeat keeps reporting it while it lasts). */
+/** Whether this process meets `message` for the first time: what it says once, however many runs it holds for. */
 const announced = new Set<string>();
+function firstTime(message: string): boolean {
+  if (announced.has(message)) return false;
+  announced.add(message);
+  return true;
+}
+
+/** Says once per process why new batches wait (the heartbeat keeps reporting it while it lasts). */
 function hold(run: Run, reason: string): void {
-  if (announced.has(reason)) return;
-  announced.add(reason);
+  if (!firstTime(reason)) return;
   run.deps.telemetry.event(SUBMIT_EVENTS.submitHeld, { signer: run.signer, reason });
   run.deps.log?.(`submit: no new batches: ${reason}`);
+}
+
+/**
+ * A batch must fit a block: with a gas budget above the chain's block gas limit, no batch sized to it could even
+ * be estimated. The budget is cut to the block gas limit then (said once per process), and records keep going.
+ */
+function withBudgetInBlock(deps: SubmitDeps, blockGasLimit: number): SubmitDeps {
+  const { submit } = deps.config;
+  if (submit.txGasBudget <= blockGasLimit) return deps;
+  const warning =
+    `submit: SUBMIT_TX_GAS_BUDGET (${submit.txGasBudget}) is above the block gas limit (${blockGasLimit}): ` +
+    'batches are sized to the block gas limit';
+  if (firstTime(warning)) deps.log?.(warning);
+  return { ...deps, config: { ...deps.config, submit: { ...submit, txGasBudget: blockGasLimit } } };
 }
 
 /**

@@ -263,6 +263,26 @@ describe('submitter batch sizes', () => {
   });
 });
 
+describe('submitter on a chain whose blocks hold less than SUBMIT_TX_GAS_BUDGET', () => {
+  it('sizes batches to the block gas limit, says so once, and loses nothing', async () => {
+    // The default budget (15M) on 4M-gas blocks: a batch sized to it could not even be estimated.
+    const bed = await testBed({ blockTimeSeconds: 1, gasLimit: 4_000_000 });
+    try {
+      const ids = await acceptEvents(bed, 300);
+      const lines: string[] = [];
+      await drain(bed, bed.deps({ log: (line) => lines.push(line) }));
+      expectExactlyOnce(await chainView(bed), ids);
+      const warnings = lines.filter((l) => l.includes('SUBMIT_TX_GAS_BUDGET'));
+      expect(warnings).toEqual([
+        'submit: SUBMIT_TX_GAS_BUDGET (15000000) is above the block gas limit (4000000): batches are sized to the ' +
+          'block gas limit',
+      ]);
+    } finally {
+      await bed.stop();
+    }
+  });
+});
+
 describe('submitter at a full block', () => {
   // A 4M-gas block holds two batches at a 2M budget; blocks are mined by hand, so what is unmined is up to the test.
   let bed: Bed;
