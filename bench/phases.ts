@@ -196,6 +196,8 @@ export interface PhaseResult {
   seconds: number;
   /** Steady state: from 10% to 90% of the records projected at every bank. */
   window: { fromSec: number; toSec: number; records: number; kind: string };
+  /** The phase's first send, on the timeline's clock. */
+  firstSentSec: number;
   throughputRecordsPerSec: number;
   projectionRecordsPerSec: number;
   chainRecordsPerSec: number;
@@ -432,6 +434,7 @@ export async function runPhase(
           records,
           kind: 'first send to all projected (too few blocks for 10%-90%)',
         },
+    firstSentSec: round(firstSent, 3),
     throughputRecordsPerSec: round(throughput, 1),
     projectionRecordsPerSec: round(projectionRate, 1),
     chainRecordsPerSec: round(chainRate, 1),

@@ -180,7 +180,36 @@ export function limits(r: BenchReport): string {
         : `The machine was not saturated, so CPU is not what bounds this run: look at the pipeline's cadence (timers, in-flight batches) and the chain. `) +
       `The chain's ${round(r.capacityRecordsPerSec, 1)} records/s would need ~${c.coresForCapacity} cores at this cost, ` +
       `~${c.hostCoresForCapacity} of them for ledger-bridge's own hosts (${round(c.hostCoresForCapacity / r.settings.banks, 1)} per bank); the rest is emulation.`,
-  ].join('\n\n');
+    untilNinetyPercent(r),
+  ]
+    .filter(Boolean)
+    .join('\n\n');
+}
+
+/**
+ * Where the time until 90% of the records are projected (the end of the throughput measure) went: the first
+ * records on chain, the blocks the 90% took against the fewest that could hold them, and the lag behind the chain.
+ */
+export function untilNinetyPercent(r: BenchReport): string {
+  const sat = r.phases.saturation;
+  const blocks = sat?.blocks.perBlock ?? [];
+  if (!sat || blocks.length === 0) return '';
+  const target = Math.ceil(0.9 * sat.records);
+  const since = (t: number | undefined): number => round((t ?? NaN) - sat.firstSentSec, 1);
+  const onChainAt = (n: number): number | undefined => sat.timeline.find((p) => p.onChain >= n)?.t;
+  const projected = sat.timeline.find((p) => p.projectedAll >= target)?.t;
+  let sum = 0;
+  const taken = blocks.findIndex((b) => (sum += b.records) >= target) + 1;
+  const fullest = Math.max(...blocks.map((b) => b.records));
+  const fewest = Math.ceil(target / fullest);
+  const inFewest = blocks.slice(0, fewest).reduce((total, b) => total + b.records, 0);
+  return (
+    `**Until 90% is projected** (the end of the throughput measure): the first records were on chain ${since(onChainAt(1))} s ` +
+    `after the first send; record ${target.toLocaleString('en')} came in the phase's block ${taken}, where ${fewest} blocks ` +
+    `as full as its fullest (${fullest} records) would have held it (its first ${fewest} held ${inFewest.toLocaleString('en')}); ` +
+    `it was on chain at ${since(onChainAt(target))} s and projected at every bank at ${since(projected)} s ` +
+    `(the confirmations alone take ${r.settings.confirmations * r.measuredBlockTimeSec} s).`
+  );
 }
 
 export function markdown(r: BenchReport, files: { json: string; png: string }): string {

@@ -1,5 +1,5 @@
 import { parseBenchArgs } from '../../bench/options';
-import { cpuCost } from '../../bench/report';
+import { cpuCost, untilNinetyPercent, type BenchReport } from '../../bench/report';
 import { percentile } from '../../bench/util';
 
 describe('bench arithmetic', () => {
@@ -31,6 +31,24 @@ describe('bench arithmetic', () => {
     const sorted = Array.from({ length: 100 }, (_, i) => i + 1);
     expect([percentile(sorted, 50), percentile(sorted, 99), percentile(sorted, 100)]).toEqual([50, 99, 100]);
     expect(percentile([], 50)).toBeNaN();
+  });
+
+  it('says where the time until 90% is projected went: first records on chain, blocks taken against the fewest, lag', () => {
+    const perBlock = [10, 50, 20, 20].map((records, i) => ({ block: i + 1, txs: 1, records, gasUsed: 0, batches: [] }));
+    const timeline = [
+      { t: 0.5, projectedAll: 0, onChain: 0 },
+      { t: 2.5, projectedAll: 0, onChain: 10 },
+      { t: 8.5, projectedAll: 0, onChain: 100 },
+      { t: 12.5, projectedAll: 95, onChain: 100 },
+    ];
+    const saturation = { records: 100, firstSentSec: 0.5, timeline, blocks: { perBlock } };
+    const report = { phases: { saturation }, settings: { confirmations: 2 }, measuredBlockTimeSec: 2 };
+    expect(untilNinetyPercent(report as unknown as BenchReport)).toBe(
+      '**Until 90% is projected** (the end of the throughput measure): the first records were on chain 2 s after ' +
+        "the first send; record 90 came in the phase's block 4, where 2 blocks as full as its fullest (50 records) " +
+        'would have held it (its first 2 held 60); it was on chain at 8 s and projected at every bank at 12 s (the ' +
+        'confirmations alone take 4 s).'
+    );
   });
 
   it('refuses a bad option with the usage, naming the option', () => {
