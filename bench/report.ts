@@ -294,7 +294,9 @@ function mixedSection(r: BenchReport): string {
   const rows = runs.map((p) => {
     const busyDone = Math.max(...p.doneByBankSec.slice(0, last));
     const trickler = p.latencyByBank[last]!;
-    return `| ${p.name} | ${p.chainRecordsPerSec} | ${round(p.blocks.fill * 100, 1)}% | ${busyDone} | ${trickler.p50} / ${trickler.p99} |${p.complete ? '' : ' incomplete'}`;
+    // A short run (--quick) spans too few blocks for a 10–90% window or a fill.
+    const orNa = (value: number, shown = `${value}`): string => (Number.isFinite(value) ? shown : 'n/a');
+    return `| ${p.name} | ${orNa(p.chainRecordsPerSec)} | ${orNa(p.blocks.fill, `${round(p.blocks.fill * 100, 1)}%`)} | ${busyDone} | ${trickler.p50} / ${trickler.p99} |${p.complete ? '' : ' incomplete'}`;
   });
   return `## Mixed load (--mixed)
 
