@@ -434,17 +434,20 @@ async function submitNew(run: Run, { gaps, live, next }: NoncePlan): Promise<voi
  * Whether a partial batch (fewer records than `perTx`) is better left to fill up:
  * - it cannot make the next block beside this key's unmined batches (its earlier nonces, mined first): sent now, it
  *   would land no sooner, and would take the room a full batch needs in the block it lands in; or
- * - blocks are full (the latest had no room for another full batch) and it is less than half full: a block
- *   packs whole transactions, so it would land beside one full batch where two fit, and leave more of that block
- *   unused than it fills. (Room for the partial batch itself is no sign: a block it shares with one full batch has
- *   that much room left, and the next partial batch would go the same way.) This wait ends once its oldest record
+ * - blocks are full (the latest was over half full, with no room for another full batch) and it is less than half
+ *   full: a block packs whole transactions, so it would land beside one full batch where two fit, and leave more
+ *   of that block unused than it fills. (Room for the partial batch itself is no sign: a block it shares with one
+ *   full batch has that much room left, and the next partial batch would go the same way. Over half full keeps a
+ *   budget of a whole block from counting a block of small batches as full.) This wait ends once its oldest record
  *   has waited SUBMIT_FILL_WAIT_SECONDS, so that a bank that only trickles is not starved by busy ones.
  * A later run sends it once it is full or neither holds.
  */
 function waitsToFill(run: Run, records: PendingRecord[], perTx: number): boolean {
   const gas = withMargin(GAS_PER_TX + records.length * run.gasPerRecord);
   if (run.unminedGas + gas > run.blockGasLimit) return true;
-  const blocksFull = run.latestGasUsed + run.deps.config.submit.txGasBudget > run.blockGasLimit;
+  const { blockGasLimit, latestGasUsed } = run;
+  const blocksFull =
+    latestGasUsed + run.deps.config.submit.txGasBudget > blockGasLimit && latestGasUsed * 2 > blockGasLimit;
   if (!blocksFull || records.length * 2 >= perTx) return false;
   const oldest = Math.min(...records.map((r) => Date.parse(r.enqueuedAt)));
   return Date.now() - oldest < run.deps.config.submit.fillWaitSeconds * 1000;

@@ -265,18 +265,29 @@ describe('submitter batch sizes', () => {
 
 describe('submitter on a chain whose blocks hold less than SUBMIT_TX_GAS_BUDGET', () => {
   it('sizes batches to the block gas limit, says so once, and loses nothing', async () => {
-    // The default budget (15M) on 4M-gas blocks: a batch sized to it could not even be estimated.
-    const bed = await testBed({ blockTimeSeconds: 1, gasLimit: 4_000_000 });
+    // The default budget (15M) on 4M-gas blocks (mined as transactions come): a batch sized to it could not even
+    // be estimated.
+    const bed = await testBed({ blockTimeSeconds: 0, gasLimit: 4_000_000 });
     try {
       const ids = await acceptEvents(bed, 300);
       const lines: string[] = [];
-      await drain(bed, bed.deps({ log: (line) => lines.push(line) }));
-      expectExactlyOnce(await chainView(bed), ids);
+      const deps = bed.deps({ log: (line) => lines.push(line) });
+      // No empty blocks come on this chain to show room, so the last small batch goes without waiting for one.
+      const noFillWait = { ...bed.config, submit: { ...bed.config.submit, fillWaitSeconds: 0 } };
+      await drain(bed, { ...deps, config: noFillWait });
       const warnings = lines.filter((l) => l.includes('SUBMIT_TX_GAS_BUDGET'));
       expect(warnings).toEqual([
         'submit: SUBMIT_TX_GAS_BUDGET (15000000) is above the block gas limit (4000000): batches are sized to the ' +
           'block gas limit',
       ]);
+      // A block of a few records has no room for a batch of a whole block, but it is not a full block: a trickle
+      // goes at once.
+      const few = await acceptEvents(bed, 10);
+      expect(await runSubmit(deps)).toMatchObject({ newBatches: 1, filling: 0 });
+      const more = await acceptEvents(bed, 10);
+      expect(await runSubmit(deps)).toMatchObject({ newBatches: 1, filling: 0 });
+      await drain(bed, deps);
+      expectExactlyOnce(await chainView(bed), [...ids, ...few, ...more]);
     } finally {
       await bed.stop();
     }
