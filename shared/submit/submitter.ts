@@ -373,8 +373,9 @@ function hold(run: Run, reason: string): void {
 }
 
 /**
- * A batch must fit a block: with a gas budget above the chain's block gas limit, no batch sized to it could even
- * be estimated. The budget is cut to the block gas limit then (said once per process), and records keep going.
+ * A batch must fit a block: with a gas budget above the chain's block gas limit, a batch sized to it never could
+ * (it would wait in `filling` for room that never comes, silently). The budget is cut to the block gas limit then
+ * (said once per process), and records keep going.
  */
 function withBudgetInBlock(deps: SubmitDeps, blockGasLimit: number): SubmitDeps {
   const { submit } = deps.config;

@@ -265,8 +265,8 @@ describe('submitter batch sizes', () => {
 
 describe('submitter on a chain whose blocks hold less than SUBMIT_TX_GAS_BUDGET', () => {
   it('sizes batches to the block gas limit, says so once, and loses nothing', async () => {
-    // The default budget (15M) on 4M-gas blocks (mined as transactions come): a batch sized to it could not even
-    // be estimated.
+    // The default budget (15M) on 4M-gas blocks (mined as transactions come): a batch sized to it could never make
+    // a block, and every record would wait in `filling`.
     const bed = await testBed({ blockTimeSeconds: 0, gasLimit: 4_000_000 });
     try {
       const ids = await acceptEvents(bed, 300);
