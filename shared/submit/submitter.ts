@@ -444,14 +444,14 @@ async function submitNew(run: Run, { gaps, live, next }: NoncePlan): Promise<voi
  * A later run sends it once it is full or neither holds.
  */
 function waitsToFill(run: Run, records: PendingRecord[], perTx: number): boolean {
+  const { blockGasLimit, latestGasUsed, deps } = run;
   const gas = withMargin(GAS_PER_TX + records.length * run.gasPerRecord);
-  if (run.unminedGas + gas > run.blockGasLimit) return true;
-  const { blockGasLimit, latestGasUsed } = run;
+  if (run.unminedGas + gas > blockGasLimit) return true;
   const blocksFull =
-    latestGasUsed + run.deps.config.submit.txGasBudget > blockGasLimit && latestGasUsed * 2 > blockGasLimit;
+    latestGasUsed + deps.config.submit.txGasBudget > blockGasLimit && latestGasUsed * 2 > blockGasLimit;
   if (!blocksFull || records.length * 2 >= perTx) return false;
   const oldest = Math.min(...records.map((r) => Date.parse(r.enqueuedAt)));
-  return Date.now() - oldest < run.deps.config.submit.fillWaitSeconds * 1000;
+  return Date.now() - oldest < deps.config.submit.fillWaitSeconds * 1000;
 }
 
 /**
