@@ -62,7 +62,7 @@ export interface Config {
     /** No fee bump goes past this many gwei per gas. */
     maxFeePerGasGwei: number;
     /**
-     * While blocks are full, how long a batch less than half full may wait for more records (its oldest record's
+     * While blocks are full, how long a partial batch may wait for more records or for room (its oldest record's
      * age); 0 sends a partial batch whenever it can make the next block.
      */
     fillWaitSeconds: number;

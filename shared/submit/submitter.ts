@@ -421,7 +421,7 @@ async function submitNew(run: Run, { gaps, live, next }: NoncePlan): Promise<voi
       taken = 0;
       candidates = upcoming();
     }
-    if (candidates.length < perTx() && waitsToFill(run, candidates, perTx())) {
+    if (candidates.length < perTx() && waitsToFill(run, candidates)) {
       report.filling = pending.length - taken;
       return;
     }
@@ -432,24 +432,25 @@ async function submitNew(run: Run, { gaps, live, next }: NoncePlan): Promise<voi
 }
 
 /**
- * Whether a partial batch (fewer records than `perTx`) is better left to fill up:
+ * Whether a partial batch (fewer records than a whole one) is better left to fill up:
  * - it cannot make the next block beside this key's unmined batches (its earlier nonces, mined first): sent now, it
  *   would land no sooner, and would take the room a full batch needs in the block it lands in; or
- * - blocks are full (the latest was over half full, with no room for another full batch) and it is less than half
- *   full: a block packs whole transactions, so it would land beside one full batch where two fit, and leave more
- *   of that block unused than it fills. (Room for the partial batch itself is no sign: a block it shares with one
- *   full batch has that much room left, and the next partial batch would go the same way. Over half full keeps a
- *   budget of a whole block from counting a block of small batches as full.) This wait ends once its oldest record
- *   has waited SUBMIT_FILL_WAIT_SECONDS, so that a bank that only trickles is not starved by busy ones.
+ * - blocks are full (the latest was over half full, with no room for another full batch): a block packs whole
+ *   transactions, so it would land beside one full batch where two fit, and the full batch it keeps out waits
+ *   for a later block all the same; held, it goes once a block shows room (at the end of a burst) or fills up.
+ *   (Room for the partial batch itself is no sign: a block it shares with one full batch has that much room left,
+ *   and the next partial batch would go the same way. Over half full keeps a budget of a whole block from
+ *   counting a block of small batches as full.) This wait ends once its oldest record has waited
+ *   SUBMIT_FILL_WAIT_SECONDS, so that a bank that only trickles is not starved by busy ones.
  * A later run sends it once it is full or neither holds.
  */
-function waitsToFill(run: Run, records: PendingRecord[], perTx: number): boolean {
+function waitsToFill(run: Run, records: PendingRecord[]): boolean {
   const { blockGasLimit, latestGasUsed, deps } = run;
   const gas = withMargin(GAS_PER_TX + records.length * run.gasPerRecord);
   if (run.unminedGas + gas > blockGasLimit) return true;
   const blocksFull =
     latestGasUsed + deps.config.submit.txGasBudget > blockGasLimit && latestGasUsed * 2 > blockGasLimit;
-  if (!blocksFull || records.length * 2 >= perTx) return false;
+  if (!blocksFull) return false;
   const oldest = Math.min(...records.map((r) => Date.parse(r.enqueuedAt)));
   return Date.now() - oldest < deps.config.submit.fillWaitSeconds * 1000;
 }
