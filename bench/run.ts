@@ -66,12 +66,11 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     }
   }
 
-  if (o.mixed) await runMixed(o, calibration!, phases);
-
   const sat = phases.saturation;
   const latency = phases.latency;
   const blockTime = Number.isFinite(sat.blocks.measuredBlockTimeSec) ? sat.blocks.measuredBlockTimeSec : o.blockTime;
   const capacity = calibration.gasLimit / calibration.gasPerNewRecord / blockTime;
+  if (o.mixed) await runMixed(o, capacity, phases);
   const naiveRate = phases.naive ? phases.naive.throughputRecordsPerSec : null;
   const hostPeak = Math.max(
     ...Object.entries(peakRss)
@@ -185,24 +184,20 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
   return report;
 }
 
-/** The mixed-load phases' names: partial batches sent whenever they make the next block, and the app's default. */
-const MIXED_PHASES = { noWait: 'mixed, SUBMIT_FILL_WAIT_SECONDS=0', default: 'mixed, default' } as const;
-
 /**
  * `--mixed`: every bank but the last publishes the saturation run's share at once while the last trickles
  * `--mixed-rate` events/s for as long as the chain needs for the burst; once with partial batches sent whenever
  * they make the next block, once with the default wait while blocks are full. Each on a stack of its own.
  */
-async function runMixed(o: BenchOptions, calibration: Calibration, phases: Record<string, PhaseResult>): Promise<void> {
+async function runMixed(o: BenchOptions, capacity: number, phases: Record<string, PhaseResult>): Promise<void> {
   const last = o.banks - 1;
   const burst = eventsFor(o, o.events, 'MIX-').map((list, bank) => (bank === last ? [] : list));
   const busyRecords = burst.flat().length;
-  const capacity = calibration.gasLimit / calibration.gasPerNewRecord / o.blockTime;
   const trickleCount = Math.max(1, Math.round((o.mixedRate * busyRecords) / capacity));
   const trickle = eventsFor(o, trickleCount * o.banks, 'MIXT-').map((list, bank) => (bank === last ? list : []));
   const runs: [string, Record<string, string>][] = [
-    [MIXED_PHASES.noWait, { SUBMIT_FILL_WAIT_SECONDS: '0' }],
-    [MIXED_PHASES.default, {}],
+    ['mixed, SUBMIT_FILL_WAIT_SECONDS=0', { SUBMIT_FILL_WAIT_SECONDS: '0' }],
+    ['mixed, default', {}],
   ];
   for (const [name, settings] of runs) {
     const env = await startEnv(o, 'batched', false, settings);
