@@ -103,6 +103,8 @@ export function processes(env: Env): Record<string, ProcStats | undefined> {
 export interface Sample {
   t: number; // ms since the phase started
   checkpoints: number[];
+  /** When each bank wrote the checkpoint read (its updatedAt, ms since the phase started; NaN before its first write). */
+  writtenAt: number[];
   head: number;
 }
 
@@ -154,8 +156,13 @@ export class Tracker {
       }
       this.nextBlock = head + 1;
     }
-    const checkpoints = await Promise.all(stores.map((s) => s.readCheckpoint(0).then((c) => c.block)));
-    const sample = { t, checkpoints, head };
+    const read = await Promise.all(stores.map((s) => s.readCheckpoint(0)));
+    const sample = {
+      t,
+      checkpoints: read.map((c) => c.block),
+      writtenAt: read.map((c) => Date.parse(c.updatedAt) - this.started),
+      head,
+    };
     this.samples.push(sample);
     return sample;
   }
@@ -171,15 +178,48 @@ export class Tracker {
     return sample.checkpoints.every((c) => c >= maxBlock);
   }
 
-  /** When (ms since start) every bank's checkpoint first covered `block`, per bank. */
+  /**
+   * When (ms since start) each bank's checkpoint first covered `block`: the write time of the first checkpoint read
+   * that covers it, not the time of the read (a poll waits behind the bench's own work, up to a second at a new
+   * block). Never early; late only when the checkpoint covered the block at an earlier write no poll saw.
+   */
   projectedAt(block: number): number[] {
     const banks = this.env.stores.length;
     const out = new Array<number>(banks).fill(NaN);
     for (const s of this.samples) {
-      for (let i = 0; i < banks; i++) if (Number.isNaN(out[i]) && s.checkpoints[i]! >= block) out[i] = s.t;
+      for (let i = 0; i < banks; i++) {
+        const written = s.writtenAt[i]!;
+        if (Number.isNaN(out[i]) && s.checkpoints[i]! >= block) out[i] = Number.isFinite(written) ? written : s.t;
+      }
     }
     return out;
   }
+}
+
+/**
+ * Records of a phase on chain and projected at every bank over time. A point at every poll, and one at every moment
+ * a block became projected at every bank (`everyBankAt`, ms), so the marks of the throughput measure fall on the
+ * last bank's checkpoint write, not on the next poll.
+ */
+export function timelineOf(
+  samples: Sample[],
+  sortedBlocks: number[],
+  everyBankAt: (block: number) => number
+): PhaseResult['timeline'] {
+  const done = sortedBlocks
+    .map(everyBankAt)
+    .filter((ms) => Number.isFinite(ms))
+    .sort((a, b) => a - b);
+  const times = [...new Set([...samples.map((s) => s.t), ...done])].sort((a, b) => a - b);
+  let polled = -1; // the last poll at or before the point
+  return times.map((ms) => {
+    while (polled + 1 < samples.length && samples[polled + 1]!.t <= ms) polled++;
+    return {
+      t: ms / 1000,
+      projectedAll: upperBound(done, ms),
+      onChain: polled < 0 ? 0 : upperBound(sortedBlocks, samples[polled]!.head),
+    };
+  });
 }
 
 /** One of the phase's transactions: the bank that sent it (by index) and the records it carried. */
@@ -306,12 +346,9 @@ export async function runPhase(
   const procAfter = processes(env);
   const machineAfter = machineCpu();
 
-  // Throughput over time: records of this phase projected at every bank (min checkpoint) and on chain.
-  const timeline = tracker.samples.map((s) => ({
-    t: s.t / 1000,
-    projectedAll: tracker.projectedCount(sorted, s.checkpoints),
-    onChain: upperBound(sorted, s.head),
-  }));
+  const coveredAt = new Map<number, number[]>(); // block → when each bank's checkpoint covered it
+  for (const block of new Set(sorted)) coveredAt.set(block, tracker.projectedAt(block));
+  const timeline = timelineOf(tracker.samples, sorted, (block) => Math.max(...coveredAt.get(block)!));
   const records = sorted.length;
   const at = (frac: number): number => timeline.find((p) => p.projectedAll >= frac * records)?.t ?? NaN;
   const [from, to] = [at(0.1), at(0.9)];
@@ -332,15 +369,13 @@ export async function runPhase(
   const chainRate = ct > cf ? (0.8 * records) / (ct - cf) : NaN;
 
   // Latency: enqueue → the first other bank's checkpoint covers the record's block (and → every bank).
-  const byBlock = new Map<number, number[]>();
   const another: number[] = [];
   const every: number[] = [];
   const anotherByBank: number[][] = env.hosts.map(() => []);
   const doneByBank: number[] = env.hosts.map(() => -Infinity);
   const latencyPoints: [number, number][] = [];
   for (const [id, block] of tracker.blockOf) {
-    let perBank = byBlock.get(block);
-    if (!perBank) byBlock.set(block, (perBank = tracker.projectedAt(block)));
+    const perBank = coveredAt.get(block)!;
     const sent = sentAt.get(id)!;
     const own = ownerOf.get(id)!;
     const others = perBank.filter((_, i) => i !== own || perBank.length === 1);

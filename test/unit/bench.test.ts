@@ -1,4 +1,5 @@
 import { parseBenchArgs } from '../../bench/options';
+import { Tracker, timelineOf, type Env, type Sample } from '../../bench/phases';
 import { cpuCost, untilNinetyPercent, type BenchReport } from '../../bench/report';
 import { percentile } from '../../bench/util';
 
@@ -49,6 +50,29 @@ describe('bench arithmetic', () => {
         'would have held it (its first 2 held 60); it was on chain at 8 s and projected at every bank at 12 s (the ' +
         'confirmations alone take 4 s).'
     );
+  });
+
+  it("times a bank's projection of a block by the checkpoint's write, not by the poll that read it", () => {
+    const tracker = new Tracker({ stores: [{}, {}] } as unknown as Env, new Map(), new Map(), 1);
+    const samples: Sample[] = [
+      { t: 1000, checkpoints: [0, 0], writtenAt: [NaN, NaN], head: 2 },
+      { t: 2600, checkpoints: [1, 2], writtenAt: [1900, 2450], head: 3 },
+      { t: 3100, checkpoints: [2, 2], writtenAt: [NaN, 2450], head: 3 }, // no updatedAt: the poll's time
+    ];
+    tracker.samples.push(...samples);
+    expect(tracker.projectedAt(1)).toEqual([1900, 2450]);
+    // Bank 0 covered block 2 at a write no poll saw before 3100; bank 1's write at 2450 covered both blocks.
+    expect(tracker.projectedAt(2)).toEqual([3100, 2450]);
+    expect(tracker.projectedAt(3)).toEqual([NaN, NaN]);
+
+    // Records in blocks 1, 1, 2, 3; block 3 never projected everywhere.
+    const everyBank = (block: number): number => Math.max(...tracker.projectedAt(block));
+    expect(timelineOf(samples, [1, 1, 2, 3], everyBank)).toEqual([
+      { t: 1, projectedAll: 0, onChain: 3 }, // the first poll: head 2
+      { t: 2.45, projectedAll: 2, onChain: 3 }, // block 1 at every bank, at the last bank's write
+      { t: 2.6, projectedAll: 2, onChain: 4 },
+      { t: 3.1, projectedAll: 3, onChain: 4 },
+    ]);
   });
 
   it('refuses a bad option with the usage, naming the option', () => {
