@@ -1,3 +1,4 @@
+import { createWriteStream, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { JsonRpcProvider, NonceManager, Wallet, hexlify, randomBytes, type Log } from 'ethers';
 import { randomUUID } from 'node:crypto';
@@ -45,6 +46,7 @@ export async function startEnv(
     confirmations: o.confirmations,
   });
   const hosts: RunningHost[] = [];
+  const hostLogs: WriteStream[] = [];
   const publishers: EventPublisher[] = [];
   let counter: TableCounter | undefined;
   const provider = new JsonRpcProvider(stack.info.chain.rpcUrl, undefined, { staticNetwork: true, cacheTimeout: -1 });
@@ -52,6 +54,7 @@ export async function startEnv(
     provider.destroy();
     await Promise.all(publishers.map((p) => p.close().catch(() => undefined)));
     await Promise.all(hosts.map((h) => h.stop().catch(() => undefined)));
+    for (const file of hostLogs) file.end();
     await counter?.stop();
     await stack.stop();
   };
@@ -70,7 +73,11 @@ export async function startEnv(
         settings.AzureWebJobsStorage = counter.connectionString;
       }
       log(`starting the ${bank.bankId} Function App…`);
-      hosts.push(await spawnFunctionHost({ name: `${bank.bankId} app`, appDir, settings }));
+      // Each app's log beside the report (the latest run's), to look into a run that went oddly.
+      const file = createWriteStream(join(o.out, `${label.replace(/[^\w=-]+/g, '_')}.${bank.bankId}.log`));
+      hostLogs.push(file);
+      const onLine = (line: string): boolean => file.write(`${line}\n`);
+      hosts.push(await spawnFunctionHost({ name: `${bank.bankId} app`, appDir, settings, onLine }));
     }
     publishers.push(...stack.info.banks.map((b) => new EventPublisher(b.serviceBusConnectionString)));
     const stores = stack.info.banks.map(
