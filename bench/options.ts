@@ -18,11 +18,15 @@ export interface BenchOptions {
   mixed: boolean;
   /** The trickling bank's events per second in the mixed-load comparison. */
   mixedRate: number;
+  /** How the chain's pool orders pending transactions (anvil's --order, `fees` by default; AnvilOptions.txOrder). */
+  txOrder: 'fees' | 'fifo';
 }
+
+const TX_ORDERS = ['fees', 'fifo'] as const;
 
 export const BENCH_USAGE = `usage: bench [--events N] [--banks N] [--block-time S] [--gas-limit N] [--confirmations N]
              [--kv-latency-ms N] [--naive-events N] [--latency-rate N] [--latency-seconds N]
-             [--out DIR] [--quick] [--skip-naive] [--mixed] [--mixed-rate N]`;
+             [--out DIR] [--quick] [--skip-naive] [--mixed] [--mixed-rate N] [--tx-order fees|fifo]`;
 
 /** The bench's options, as node:util parseArgs takes them. */
 export const BENCH_OPTIONS = {
@@ -40,6 +44,7 @@ export const BENCH_OPTIONS = {
   'skip-naive': { type: 'boolean' },
   mixed: { type: 'boolean' },
   'mixed-rate': { type: 'string' },
+  'tx-order': { type: 'string' },
 } as const;
 
 export function parseBenchArgs(argv: string[]): BenchOptions {
@@ -60,6 +65,9 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
   const mixed = values.mixed === true;
   if (mixed && banks < 2)
     throw new Error(`--mixed needs at least 2 banks (one trickles), got ${banks}\n${BENCH_USAGE}`);
+  const txOrder = values['tx-order'] ?? 'fees';
+  if (!(TX_ORDERS as readonly string[]).includes(txOrder))
+    throw new Error(`--tx-order must be fees or fifo, got ${txOrder}\n${BENCH_USAGE}`);
   return {
     events: Math.round(num('events', values.events, quick ? 600 : 20_000, 1)),
     naiveEvents: Math.round(num('naive-events', values['naive-events'], quick ? 10 * banks : 30 * banks, 1)),
@@ -75,5 +83,6 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     skipNaive: values['skip-naive'] === true,
     mixed,
     mixedRate: num('mixed-rate', values['mixed-rate'], 100, 1),
+    txOrder: txOrder as BenchOptions['txOrder'],
   };
 }

@@ -44,6 +44,7 @@ export async function startEnv(
     blockTimeSeconds: o.blockTime,
     gasLimit: o.gasLimit,
     confirmations: o.confirmations,
+    txOrder: o.txOrder,
   });
   const hosts: RunningHost[] = [];
   const hostLogs: WriteStream[] = [];

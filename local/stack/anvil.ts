@@ -26,6 +26,12 @@ export interface AnvilOptions {
   hardfork?: string;
   /** A zero-gas-price chain, like many Besu/GoQuorum consortia (base fee and gas price 0). */
   freeGas?: boolean;
+  /**
+   * How the pool orders pending transactions (anvil's default when absent: `fees`, by max fee per gas). Between
+   * transactions with the same tip, Besu prefers the higher max fee, as `fees` does; geth the earlier arrival,
+   * as `fifo` does.
+   */
+  txOrder?: 'fees' | 'fifo';
 }
 
 export interface Anvil {
@@ -60,6 +66,7 @@ async function startAnvilOn(port: number, options: AnvilOptions): Promise<Anvil>
       ? ['--state', options.stateFile, '--state-interval', String(options.stateIntervalSeconds ?? 5)]
       : [],
     options.freeGas ? ['--base-fee', '0', '--gas-price', '0', '--disable-min-priority-fee'] : [],
+    options.txOrder ? ['--order', options.txOrder] : [],
     ['--quiet'],
   ].flat();
   const child = await startProcess('anvil', anvilBinary(), args, {

@@ -6,7 +6,7 @@ import { SecretClient } from '@azure/keyvault-secrets';
 import { randomBytes } from 'node:crypto';
 import { localStackCredential } from '../../shared/identity';
 import { ethereumAddressFromJwk } from '../../shared/keyvault/address';
-import { startAnvil, type Anvil } from './anvil';
+import { startAnvil, type Anvil, type AnvilOptions } from './anvil';
 import { startAppInsightsStandIn, type AppInsightsStandIn } from './appinsights';
 import { startAzuritePerAccount, type Azurite } from './azurite';
 import { deployConsortium } from './consortium';
@@ -29,6 +29,8 @@ export interface StackOptions {
   gasLimit?: number;
   chainId?: number;
   confirmations?: number;
+  /** How anvil orders its pool (its default when absent): see AnvilOptions.txOrder. */
+  txOrder?: AnvilOptions['txOrder'];
   /** Keep state here across restarts; in memory (and a temp dir for the certificate) when absent. */
   dataDir?: string;
   /** The credit-updates queue's settings where a test needs other than the Bicep's (e.g. fewer deliveries). */
@@ -186,6 +188,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       gasLimit: options.gasLimit,
       chainId,
       stateFile: dataDir && join(dataDir, 'anvil-state.json'),
+      txOrder: options.txOrder,
     });
     started.push(anvil);
     log('starting the Key Vault and Application Insights stand-ins…');

@@ -80,3 +80,23 @@ test('keeps chain state across a restart when a state file is given', async () =
   expect(await second.provider.getBalance(address)).toBe(123_456n);
   expect(await second.provider.getBlockNumber()).toBeGreaterThanOrEqual(height);
 });
+
+test.each([
+  [undefined, ['later, higher max fee', 'earlier, lower max fee']],
+  ['fifo' as const, ['earlier, lower max fee', 'later, higher max fee']],
+])('orders its pool (txOrder %s): by max fee per gas by default, by arrival with fifo', async (txOrder, expected) => {
+  const { provider } = await anvil({ blockTimeSeconds: 0, txOrder });
+  await provider.send('evm_setAutomine', [false]);
+  const [first, second] = await Promise.all([provider.getSigner(0), provider.getSigner(1)]);
+  const gwei = 1_000_000_000n;
+  const names = new Map<string, string>();
+  const send = async (signer: typeof first, maxFeePerGas: bigint, name: string): Promise<void> => {
+    const tx = await signer.sendTransaction({ to: signer.address, maxFeePerGas, maxPriorityFeePerGas: gwei });
+    names.set(tx.hash, name);
+  };
+  await send(first, 10n * gwei, 'earlier, lower max fee');
+  await send(second, 20n * gwei, 'later, higher max fee');
+  await provider.send('evm_mine', []);
+  const block = await provider.getBlock('latest');
+  expect(block!.transactions.map((hash) => names.get(hash))).toEqual(expected);
+});

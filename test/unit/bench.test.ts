@@ -84,5 +84,8 @@ describe('bench arithmetic', () => {
     expect(() => parseBenchArgs(['--mixed', '--banks', '1'])).toThrow(/--mixed needs at least 2 banks/);
     expect(() => parseBenchArgs(['--mixed', '--mixed-rate', '0'])).toThrow(/--mixed-rate must be a number >= 1/);
     expect(parseBenchArgs(['--mixed'])).toMatchObject({ mixed: true, mixedRate: 100 });
+    expect(parseBenchArgs([]).txOrder).toBe('fees');
+    expect(parseBenchArgs(['--tx-order', 'fifo']).txOrder).toBe('fifo');
+    expect(() => parseBenchArgs(['--tx-order', 'random'])).toThrow(/--tx-order must be fees or fifo, got random/);
   });
 });
