@@ -237,7 +237,7 @@ export function markdown(r: BenchReport, files: { json: string; png: string }): 
   const requestsByTable = perRecord(sat?.tables?.requestsByTable);
   return `# ledger-bridge benchmark — ${r.startedAt}
 
-${r.settings.banks} banks, ${r.settings.blockTime} s blocks, ${r.gasLimit.toLocaleString('en')} gas per block, ${r.settings.confirmations} confirmations, the pool ordered ${r.settings.txOrder === 'fifo' ? 'by arrival (as geth orders equal tips)' : "by max fee per gas (anvil's default; Besu orders equal tips so)"}, Key Vault latency ${r.settings.kvLatencyMs} ms per request; ${r.settings.events} events at saturation, ${r.settings.naiveEvents} in the naive run, ${r.settings.latencyRate} events/s for ${r.settings.latencySeconds} s in the latency run.
+${r.settings.banks} banks, ${r.settings.blockTime} s blocks, ${r.gasLimit.toLocaleString('en')} gas per block, ${r.settings.confirmations} confirmations, the pool ordered ${r.settings.txOrder === 'fifo' ? 'by arrival (as geth orders equal tips)' : "by max fee per gas (anvil's default, and how Besu breaks equal tips)"}, Key Vault latency ${r.settings.kvLatencyMs} ms per request; ${r.settings.events} events at saturation, ${r.settings.naiveEvents} in the naive run, ${r.settings.latencyRate} events/s for ${r.settings.latencySeconds} s in the latency run.
 Machine: ${r.machine.cpus} × ${r.machine.cpuModel}, ${r.machine.memoryGiB} GiB, Node ${r.machine.node}. Submitter defaults: ${r.settings.submitDefaults}.
 
 ## Summary
