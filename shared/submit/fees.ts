@@ -18,6 +18,8 @@ export interface BlockTerms {
   gasLimit: number;
   /** The gas the latest block used: how full the chain's blocks are. */
   gasUsed: number;
+  /** When the latest block was made (seconds): a chain that makes none for a while is idle, however full it was. */
+  timestamp: number;
 }
 
 /**
@@ -35,6 +37,7 @@ export async function readBlockTerms(provider: JsonRpcProvider, capPerGas?: bigi
     fees: capPerGas === undefined ? fees : capFees(fees, capPerGas),
     gasLimit: Number(block.gasLimit),
     gasUsed: Number(block.gasUsed),
+    timestamp: block.timestamp,
   };
 }
 

@@ -129,6 +129,8 @@ interface Run {
   blockGasLimit: number;
   /** The gas the latest block used. */
   latestGasUsed: number;
+  /** When the latest block was made (ms since the epoch, by the validators' clocks). */
+  latestBlockAt: number;
   report: SubmitReport;
   /** Gas per record as the newest batch's estimate measured it (with headroom): what sizes the next batch. */
   gasPerRecord: number;
@@ -145,7 +147,7 @@ interface Run {
  */
 export async function runSubmit(deps: SubmitDeps): Promise<SubmitReport> {
   const signer = (await deps.signer.getAddress()).toLowerCase();
-  const [nonces, { fees, gasLimit: blockGasLimit, gasUsed: latestGasUsed }] = await Promise.all([
+  const [nonces, { fees, gasLimit: blockGasLimit, gasUsed: latestGasUsed, timestamp }] = await Promise.all([
     readChainNonces(deps.chain, signer),
     deps.chain.read((p) => readBlockTerms(p, feeCap(deps))),
   ]);
@@ -174,6 +176,7 @@ export async function runSubmit(deps: SubmitDeps): Promise<SubmitReport> {
     fees,
     blockGasLimit,
     latestGasUsed,
+    latestBlockAt: timestamp * 1000,
     report,
     gasPerRecord: measuredGasPerRecord(recent.newest),
     unminedGas: 0,
@@ -435,9 +438,11 @@ async function submitNew(run: Run, { gaps, live, next }: NoncePlan): Promise<voi
  * Whether a partial batch (fewer records than a whole one) is better left to fill up:
  * - it cannot make the next block beside this key's unmined batches (its earlier nonces, mined first): sent now, it
  *   would land no sooner, and would take the room a full batch needs in the block it lands in; or
- * - blocks are full (the latest was over half full, with no room for another full batch): a block packs whole
- *   transactions, so it would land beside one full batch where two fit, and the full batch it keeps out waits
- *   for a later block all the same; held, it goes once a block shows room (at the end of a burst) or fills up.
+ * - blocks are full (the latest was over half full, with no room for another full batch, and is at most two block
+ *   times old: a chain that makes no empty blocks stops at its last full one when a burst ends): a block packs
+ *   whole transactions, so it would land beside one full batch where two fit, and the full batch it keeps out
+ *   waits for a later block all the same; held, it goes once a block shows room (at the end of a burst), the
+ *   chain goes quiet, or it fills up.
  *   (Room for the partial batch itself is no sign: a block it shares with one full batch has that much room left,
  *   and the next partial batch would go the same way. Over half full keeps a budget of a whole block from
  *   counting a block of small batches as full.) This wait ends once its oldest record has waited
@@ -445,11 +450,13 @@ async function submitNew(run: Run, { gaps, live, next }: NoncePlan): Promise<voi
  * A later run sends it once it is full or neither holds.
  */
 function waitsToFill(run: Run, records: PendingRecord[]): boolean {
-  const { blockGasLimit, latestGasUsed, deps } = run;
+  const { blockGasLimit, latestGasUsed, latestBlockAt, deps } = run;
   const gas = withMargin(GAS_PER_TX + records.length * run.gasPerRecord);
   if (run.unminedGas + gas > blockGasLimit) return true;
   const blocksFull =
-    latestGasUsed + deps.config.submit.txGasBudget > blockGasLimit && latestGasUsed * 2 > blockGasLimit;
+    latestGasUsed + deps.config.submit.txGasBudget > blockGasLimit &&
+    latestGasUsed * 2 > blockGasLimit &&
+    Date.now() - latestBlockAt < 2 * deps.config.chain.blockTimeSeconds * 1000;
   if (!blocksFull) return false;
   const oldest = Math.min(...records.map((r) => Date.parse(r.enqueuedAt)));
   return Date.now() - oldest < deps.config.submit.fillWaitSeconds * 1000;

@@ -272,7 +272,8 @@ describe('submitter on a chain whose blocks hold less than SUBMIT_TX_GAS_BUDGET'
       const ids = await acceptEvents(bed, 300);
       const lines: string[] = [];
       const deps = bed.deps({ log: (line) => lines.push(line) });
-      // No empty blocks come on this chain to show room, so the last small batch goes without waiting for one.
+      // No empty blocks come on this chain to show room: without the fill wait the last small batch goes at once,
+      // not two block times after the last full block.
       const noFillWait = { ...bed.config, submit: { ...bed.config.submit, fillWaitSeconds: 0 } };
       await drain(bed, { ...deps, config: noFillWait });
       const warnings = lines.filter((l) => l.includes('SUBMIT_TX_GAS_BUDGET'));
@@ -298,7 +299,11 @@ describe('submitter at a full block', () => {
   // A 4M-gas block holds two batches at a 2M budget; blocks are mined by hand, so what is unmined is up to the test.
   let bed: Bed;
   beforeAll(async () => {
-    bed = await testBed({ blockTimeSeconds: 0, gasLimit: 4_000_000 }, { SUBMIT_TX_GAS_BUDGET: '2000000' });
+    // A long block time keeps a hand-mined full block counting as "blocks are full" however slowly a test runs.
+    bed = await testBed(
+      { blockTimeSeconds: 0, gasLimit: 4_000_000 },
+      { SUBMIT_TX_GAS_BUDGET: '2000000', BLOCK_TIME_SECONDS: '60' }
+    );
     await bed.provider.send('evm_setAutomine', [false]);
   });
   afterAll(async () => bed?.stop());
@@ -375,6 +380,22 @@ describe('submitter at a full block', () => {
     expect(await runSubmit(bed.deps())).toMatchObject({ newBatches: 1, newRecords: 60, filling: 0 });
 
     await drainMiningAgain(bed, [...ids, ...few, ...most]);
+  });
+
+  it('sends a partial batch held behind a full block once the chain has made no block for two block times', async () => {
+    // Blocks mined by hand stand for a chain that makes none without transactions (Besu with empty blocks off):
+    // after a burst its last, full block stays the latest, and a held batch must not wait SUBMIT_FILL_WAIT_SECONDS.
+    await bed.provider.send('evm_setAutomine', [false]);
+    const deps = bed.deps({ config: { ...bed.config, chain: { ...bed.config.chain, blockTimeSeconds: 2 } } });
+    const ids = await acceptEvents(bed, 120);
+    expect(await runSubmit(deps)).toMatchObject({ newBatches: 2, newRecords: 120 });
+    await bed.provider.send('evm_mine', []); // the burst's last block, full
+    const rest = await acceptEvents(bed, 10);
+    expect(await runSubmit(deps)).toMatchObject({ newBatches: 0, filling: 10 });
+    await sleep(4_100);
+    expect(await runSubmit(deps)).toMatchObject({ newBatches: 1, newRecords: 10, filling: 0 });
+
+    await drainMiningAgain(bed, [...ids, ...rest]);
   });
 });
 
