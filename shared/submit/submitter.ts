@@ -435,10 +435,16 @@ async function submitNew(run: Run, { gaps, live, next }: NoncePlan): Promise<voi
 }
 
 /**
+ * A chain whose latest block is this many block times old makes no blocks now, however full that one was. Three,
+ * not one: block timestamps are whole seconds, and a run decides a while after it read the latest block.
+ */
+const QUIET_AFTER_BLOCK_TIMES = 3;
+
+/**
  * Whether a partial batch (fewer records than a whole one) is better left to fill up:
  * - it cannot make the next block beside this key's unmined batches (its earlier nonces, mined first): sent now, it
  *   would land no sooner, and would take the room a full batch needs in the block it lands in; or
- * - blocks are full (the latest was over half full, with no room for another full batch, and is at most two block
+ * - blocks are full (the latest was over half full, with no room for another full batch, and is under three block
  *   times old: a chain that makes no empty blocks stops at its last full one when a burst ends): a block packs
  *   whole transactions, so it would land beside one full batch where two fit, and the full batch it keeps out
  *   waits for a later block all the same; held, it goes once a block shows room (at the end of a burst), the
@@ -456,7 +462,7 @@ function waitsToFill(run: Run, records: PendingRecord[]): boolean {
   const blocksFull =
     latestGasUsed + deps.config.submit.txGasBudget > blockGasLimit &&
     latestGasUsed * 2 > blockGasLimit &&
-    Date.now() - latestBlockAt < 2 * deps.config.chain.blockTimeSeconds * 1000;
+    Date.now() - latestBlockAt < QUIET_AFTER_BLOCK_TIMES * deps.config.chain.blockTimeSeconds * 1000;
   if (!blocksFull) return false;
   const oldest = Math.min(...records.map((r) => Date.parse(r.enqueuedAt)));
   return Date.now() - oldest < deps.config.submit.fillWaitSeconds * 1000;

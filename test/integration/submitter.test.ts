@@ -273,7 +273,7 @@ describe('submitter on a chain whose blocks hold less than SUBMIT_TX_GAS_BUDGET'
       const lines: string[] = [];
       const deps = bed.deps({ log: (line) => lines.push(line) });
       // No empty blocks come on this chain to show room: without the fill wait the last small batch goes at once,
-      // not two block times after the last full block.
+      // not three block times after the last full block.
       const noFillWait = { ...bed.config, submit: { ...bed.config.submit, fillWaitSeconds: 0 } };
       await drain(bed, { ...deps, config: noFillWait });
       const warnings = lines.filter((l) => l.includes('SUBMIT_TX_GAS_BUDGET'));
@@ -382,7 +382,7 @@ describe('submitter at a full block', () => {
     await drainMiningAgain(bed, [...ids, ...few, ...most]);
   });
 
-  it('sends a partial batch held behind a full block once the chain has made no block for two block times', async () => {
+  it('sends a partial batch held behind a full block once the chain has made no block for three block times', async () => {
     // Blocks mined by hand stand for a chain that makes none without transactions (Besu with empty blocks off):
     // after a burst its last, full block stays the latest, and a held batch must not wait SUBMIT_FILL_WAIT_SECONDS.
     await bed.provider.send('evm_setAutomine', [false]);
@@ -392,7 +392,7 @@ describe('submitter at a full block', () => {
     await bed.provider.send('evm_mine', []); // the burst's last block, full
     const rest = await acceptEvents(bed, 10);
     expect(await runSubmit(deps)).toMatchObject({ newBatches: 0, filling: 10 });
-    await sleep(4_100);
+    await sleep(6_100); // three block times
     expect(await runSubmit(deps)).toMatchObject({ newBatches: 1, newRecords: 10, filling: 0 });
 
     await drainMiningAgain(bed, [...ids, ...rest]);
