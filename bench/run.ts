@@ -6,6 +6,7 @@ import {
   type Calibration,
   type PhaseResult,
   calibrate,
+  chainBlockTime,
   eventsFor,
   processes,
   type Publish,
@@ -33,6 +34,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
   const phases: Record<string, PhaseResult> = {};
   const peakRss: Record<string, number> = {};
   let calibration: Calibration;
+  let blockTime = o.blockTime;
 
   const env = await startEnv(o, 'batched', true);
   try {
@@ -49,6 +51,8 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     );
     const satEvents = eventsFor(o, o.events, 'SAT-');
     phases.saturation = await runPhase(env, 'saturation', o.events, (p) => publishAll(p, satEvents), 120);
+    const measured = await chainBlockTime(env.provider, phases.saturation.blocks.last);
+    if (Number.isFinite(measured)) blockTime = measured;
     for (const [name, s] of Object.entries(processes(env))) if (s) peakRss[`batched ${name}`] = round(s.peakRssMiB, 1);
   } finally {
     await env.stop();
@@ -68,7 +72,6 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
 
   const sat = phases.saturation;
   const latency = phases.latency;
-  const blockTime = Number.isFinite(sat.blocks.measuredBlockTimeSec) ? sat.blocks.measuredBlockTimeSec : o.blockTime;
   const capacity = calibration.gasLimit / calibration.gasPerNewRecord / blockTime;
   if (o.mixed) await runMixed(o, capacity, phases);
   const naiveRate = phases.naive ? phases.naive.throughputRecordsPerSec : null;
