@@ -124,7 +124,6 @@ export class Tracker {
   readonly txOf = new Map<string, string>();
   readonly skipped = new Set<string>();
   readonly samples: Sample[] = [];
-  readonly blockSeenAt = new Map<number, number>();
   private nextBlock: number;
   readonly started = Date.now();
 
@@ -145,7 +144,6 @@ export class Tracker {
     const { provider, stack, stores } = this.env;
     const head = await provider.getBlockNumber();
     const t = Date.now() - this.started;
-    for (let b = this.nextBlock; b <= head; b++) if (!this.blockSeenAt.has(b)) this.blockSeenAt.set(b, t);
     if (head >= this.nextBlock) {
       const logs: Log[] = await provider.getLogs({
         address: stack.info.chain.registryAddress,
@@ -268,7 +266,6 @@ export interface PhaseResult {
   blocks: {
     first: number;
     last: number;
-    measuredBlockTimeSec: number;
     txs: number;
     gasUsed: number;
     /** Gas used over gas limit of the blocks between the phase's first and last, both left out (partial by nature). */
@@ -410,11 +407,10 @@ export async function runPhase(
     }
   }
 
-  // Blocks, measured block time and gas of this phase's transactions.
+  // Blocks and gas of this phase's transactions (the block time is the chain's, from chainBlockTime).
   const blocks: PhaseResult['blocks'] = {
     first: sorted[0] ?? 0,
     last: sorted.at(-1) ?? 0,
-    measuredBlockTimeSec: NaN,
     txs: 0,
     gasUsed: 0,
     fill: NaN,
@@ -436,36 +432,30 @@ export async function runPhase(
     if (gasLimits > 0) blocks.usedOfLimit = round(blocks.gasUsed / gasLimits, 3);
   }
   const span = blocks.last - blocks.first;
-  if (span > 0) {
-    // Every block of a phase up to 1,000 blocks long (the default runs span a few dozen); else its first and last.
-    const numbers =
-      span <= 1_000 ? Array.from({ length: span + 1 }, (_, i) => blocks.first + i) : [blocks.first, blocks.last];
-    const all = await Promise.all(numbers.map((n) => env.provider.getBlock(n)));
-    blocks.measuredBlockTimeSec = round((all.at(-1)!.timestamp - all[0]!.timestamp) / span, 3);
-    if (span <= 1_000) {
-      const recordsIn = new Map<number, number>();
-      for (const b of sorted) recordsIn.set(b, (recordsIn.get(b) ?? 0) + 1);
-      const batchOf = new Map<string, PhaseBatch>();
-      for (const [id, hash] of tracker.txOf) {
-        const batch = batchOf.get(hash) ?? { bank: ownerOf.get(id)!, records: 0 };
-        batch.records++;
-        batchOf.set(hash, batch);
-      }
-      blocks.perBlock = all.map((b) => ({
-        block: b!.number,
-        txs: b!.transactions.length,
-        records: recordsIn.get(b!.number) ?? 0,
-        gasUsed: Number(b!.gasUsed),
-        batches: b!.transactions.flatMap((hash) => batchOf.get(hash) ?? []),
-      }));
-      const inner = all.slice(1, -1);
-      if (inner.length > 0)
-        blocks.fill = round(
-          inner.reduce((sum, b) => sum + Number(b!.gasUsed), 0) /
-            inner.reduce((sum, b) => sum + Number(b!.gasLimit), 0),
-          3
-        );
+  // Every block of a phase up to 1,000 blocks long (the default runs span a few dozen).
+  if (span > 0 && span <= 1_000) {
+    const all = await Promise.all(Array.from({ length: span + 1 }, (_, i) => env.provider.getBlock(blocks.first + i)));
+    const recordsIn = new Map<number, number>();
+    for (const b of sorted) recordsIn.set(b, (recordsIn.get(b) ?? 0) + 1);
+    const batchOf = new Map<string, PhaseBatch>();
+    for (const [id, hash] of tracker.txOf) {
+      const batch = batchOf.get(hash) ?? { bank: ownerOf.get(id)!, records: 0 };
+      batch.records++;
+      batchOf.set(hash, batch);
     }
+    blocks.perBlock = all.map((b) => ({
+      block: b!.number,
+      txs: b!.transactions.length,
+      records: recordsIn.get(b!.number) ?? 0,
+      gasUsed: Number(b!.gasUsed),
+      batches: b!.transactions.flatMap((hash) => batchOf.get(hash) ?? []),
+    }));
+    const inner = all.slice(1, -1);
+    if (inner.length > 0)
+      blocks.fill = round(
+        inner.reduce((sum, b) => sum + Number(b!.gasUsed), 0) / inner.reduce((sum, b) => sum + Number(b!.gasLimit), 0),
+        3
+      );
   }
   const tablesAfter = env.counter?.snapshot();
   return {

@@ -208,7 +208,7 @@ export function untilNinetyPercent(r: BenchReport): string {
     `after the first send; record ${target.toLocaleString('en')} came in the phase's block ${taken}, where ${fewest} blocks ` +
     `as full as its fullest (${fullest} records) would have held it (its first ${fewest} held ${inFewest.toLocaleString('en')}); ` +
     `it was on chain at ${since(onChainAt(target))} s and projected at every bank at ${since(projected)} s ` +
-    `(the confirmations alone take ${r.settings.confirmations * r.measuredBlockTimeSec} s).`
+    `(the confirmations alone take ${round(r.settings.confirmations * r.measuredBlockTimeSec, 1)} s).`
   );
 }
 
