@@ -32,8 +32,11 @@ export interface BatchRow {
   /** Event ids in the transaction, in record order, with their enqueue times (to find their pending rows). */
   eventIds: string[];
   enqueuedAts: string[];
-  /** The latest transaction signed for this nonce (a fee bump replaces it): what a rebroadcast sends. */
-  rawTx: string;
+  /**
+   * The latest transaction signed for this nonce (a fee bump replaces it): what a rebroadcast sends. Reads leave
+   * it out (see WITHOUT_RAW_TX): it is there on a row this process signed, or once `Batches.rawTxOf` read it.
+   */
+  rawTx?: string;
   /** eth_estimateGas of the transaction when signed: the gas its records need, which sizes the next batch. */
   gasEstimate?: number;
   /** Hashes of every transaction signed for this nonce, oldest first; the last one is rawTx's. */
@@ -93,9 +96,10 @@ type BatchEntity = Record<string, unknown> & { partitionKey: string; rowKey: str
 
 const CHUNK = 30_000;
 /**
- * Rows a page of `recent` holds. A row carries its raw transaction and event ids (~150 KB at 550 records), and the
- * rows in play are few (the in-flight limit, plus mined ones the watcher has not confirmed yet): a large page
- * would read settled rows past the first confirmed one on every run (32 rows came to ~4.5 MB a second).
+ * Rows a page of `recent` holds. A row as read carries its event ids and their enqueue times (~40 KB at 550
+ * records), and the rows in play are few (the in-flight limit, plus mined ones the watcher has not confirmed yet):
+ * a large page would read settled rows past the first confirmed one on every run (32 rows with their raw
+ * transactions came to ~4.5 MB a second).
  */
 const RECENT_PAGE_ROWS = 8;
 export const nonceKey = (nonce: number): string => String(Number.MAX_SAFE_INTEGER - nonce).padStart(16, '0');
@@ -113,6 +117,44 @@ function getChunked(entity: Record<string, unknown>, name: string): string {
   return text;
 }
 
+/**
+ * Chunks a list column may take: 120,000 characters, where a batch of MAX_RECORDS_PER_BATCH records needs two (event
+ * ids as JSON, about 59,000 characters). Bounded, so that reads can name every column but the raw transaction.
+ */
+const LIST_CHUNKS = 4;
+const LISTS = ['eventIds', 'enqueuedAts', 'txHashes'] as const;
+
+/** Every scalar of a row: a field added to BatchRow fails to compile until it is listed, so no read drops it. */
+const SCALARS: Record<Exclude<keyof BatchRow, (typeof LISTS)[number] | 'rawTx' | 'etag'>, true> = {
+  signer: true,
+  nonce: true,
+  status: true,
+  gasEstimate: true,
+  claimed: true,
+  createdAt: true,
+  createdBlock: true,
+  broadcastAt: true,
+  broadcastBlock: true,
+  broadcasts: true,
+  feeBumps: true,
+  minedTxHash: true,
+  minedBlock: true,
+  minedBlockHash: true,
+  confirmedAt: true,
+  lastError: true,
+  feeLimit: true,
+};
+
+/**
+ * The columns reads ask for ($select): all but the raw transaction's. At ~110 KB a batch of 550 records the raw
+ * transaction is most of a row, and a submit run reads the rows in play every second (a megabyte a second at
+ * saturation) while it needs a raw transaction only to send it again.
+ */
+export const WITHOUT_RAW_TX = [
+  ...Object.keys(SCALARS),
+  ...LISTS.flatMap((name) => [`${name}Chunks`, ...Array.from({ length: LIST_CHUNKS }, (_, i) => `${name}${i}`)]),
+];
+
 const getList = (entity: Record<string, unknown>, name: string): string[] => {
   const json = getChunked(entity, name);
   return json ? (JSON.parse(json) as string[]) : [];
@@ -120,17 +162,21 @@ const getList = (entity: Record<string, unknown>, name: string): string[] => {
 
 export function toEntity(row: BatchRow): BatchEntity {
   const { eventIds, enqueuedAts, rawTx, txHashes, etag: _etag, ...scalars } = row;
+  const name = `batch row ${row.signer}/${row.nonce}`;
+  // A whole-row write without the raw transaction would delete it.
+  if (rawTx === undefined) throw new Error(`${name} has no raw transaction: read it (Batches.rawTxOf) first`);
   const entity: BatchEntity = { partitionKey: row.signer.toLowerCase(), rowKey: nonceKey(row.nonce), ...scalars };
-  putChunked(entity, 'eventIds', JSON.stringify(eventIds));
-  putChunked(entity, 'enqueuedAts', JSON.stringify(enqueuedAts));
+  const lists = { eventIds, enqueuedAts, txHashes };
+  for (const list of LISTS) {
+    putChunked(entity, list, JSON.stringify(lists[list]));
+    if (Number(entity[`${list}Chunks`]) > LIST_CHUNKS)
+      throw new Error(`${name}: its ${list} take more than the ${LIST_CHUNKS} chunks reads ask for`);
+  }
   putChunked(entity, 'rawTx', rawTx);
-  putChunked(entity, 'txHashes', JSON.stringify(txHashes));
   for (const [key, value] of Object.entries(entity)) if (value === undefined) delete entity[key];
   const bytes = entityBytes(entity);
   if (bytes > MAX_ENTITY_BYTES)
-    throw new Error(
-      `batch row ${row.signer}/${row.nonce} would take ${bytes} bytes, over Table Storage's ${MAX_ENTITY_BYTES}`
-    );
+    throw new Error(`${name} would take ${bytes} bytes, over Table Storage's ${MAX_ENTITY_BYTES}`);
   return entity;
 }
 
@@ -151,7 +197,7 @@ export function fromEntity(entity: Record<string, unknown>): BatchRow {
     status: entity.status as BatchStatus,
     eventIds: getList(entity, 'eventIds'),
     enqueuedAts: getList(entity, 'enqueuedAts'),
-    rawTx: getChunked(entity, 'rawTx'),
+    rawTx: entity.rawTxChunks === undefined ? undefined : getChunked(entity, 'rawTx'),
     txHashes: getList(entity, 'txHashes'),
     claimed: entity.claimed === true,
     createdAt: String(entity.createdAt),
@@ -190,14 +236,35 @@ export class Batches {
     return this.store.table(TABLES.batches);
   }
 
+  /** The row without its raw transaction (`rawTxOf` reads that). */
   async get(signer: string, nonce: number): Promise<BatchRow | undefined> {
     const table = await this.table();
     try {
-      return fromEntity(await table.getEntity(signer.toLowerCase(), nonceKey(nonce)));
+      return fromEntity(
+        await table.getEntity(signer.toLowerCase(), nonceKey(nonce), { queryOptions: { select: WITHOUT_RAW_TX } })
+      );
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;
     }
+  }
+
+  /**
+   * The row's raw transaction, read into it when the row was read without it. Throws BatchConflictError when
+   * another writer changed the row since it was read (its raw transaction may be another by now).
+   */
+  async rawTxOf(row: BatchRow): Promise<string> {
+    if (row.rawTx !== undefined) return row.rawTx;
+    const table = await this.table();
+    let whole: BatchRow;
+    try {
+      whole = fromEntity(await table.getEntity(row.signer.toLowerCase(), nonceKey(row.nonce)));
+    } catch (err) {
+      if (isNotFound(err)) throw new BatchConflictError(row.signer, row.nonce);
+      throw err;
+    }
+    if (whole.etag !== row.etag) throw new BatchConflictError(row.signer, row.nonce);
+    return (row.rawTx = whole.rawTx!);
   }
 
   /** Inserts the WAL row for a new nonce; false when another submitter holds that nonce already. */
@@ -214,10 +281,12 @@ export class Batches {
 
   /**
    * Writes the whole row, conditional on the ETag it was read or last written with; throws BatchConflictError
-   * when another writer changed (or removed) it meanwhile. The row's ETag is the new one afterwards.
+   * when another writer changed (or removed) it meanwhile. The row's ETag is the new one afterwards. A row read
+   * without its raw transaction gets it first: the write replaces every column.
    */
   async update(row: BatchRow): Promise<void> {
     if (!row.etag) throw new Error(`batch row ${row.signer}/${row.nonce} has no ETag: read it before updating`);
+    await this.rawTxOf(row);
     const table = await this.table();
     try {
       row.etag = (await table.updateEntity(toEntity(row), 'Replace', { etag: row.etag })).etag;
@@ -238,7 +307,7 @@ export class Batches {
     let newest: BatchRow | undefined;
     let truncated = false;
     const query = table.listEntities({
-      queryOptions: { filter: `PartitionKey eq ${odata(signer.toLowerCase())}` },
+      queryOptions: { filter: `PartitionKey eq ${odata(signer.toLowerCase())}`, select: WITHOUT_RAW_TX },
     });
     scan: for await (const page of query.byPage({ maxPageSize: RECENT_PAGE_ROWS })) {
       for (const entity of page) {
@@ -271,7 +340,10 @@ export class Batches {
     const table = await this.table();
     const rows: BatchRow[] = [];
     const query = table.listEntities({
-      queryOptions: { filter: `(status eq 'mined' or status eq 'confirmed') and minedBlock ge ${fromBlock}` },
+      queryOptions: {
+        filter: `(status eq 'mined' or status eq 'confirmed') and minedBlock ge ${fromBlock}`,
+        select: WITHOUT_RAW_TX,
+      },
     });
     for await (const entity of query) rows.push(fromEntity(entity));
     return rows;

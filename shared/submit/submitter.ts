@@ -315,7 +315,7 @@ async function receiptOf(run: Run, row: BatchRow): Promise<MinedTx | null> {
 async function bumpFeesIfStuck(run: Run, row: BatchRow): Promise<boolean> {
   const { deps, fees, nonces } = run;
   if (fees.kind === 'free' || row.nonce !== nonces.latest || row.broadcasts < 2) return false;
-  const last = Transaction.from(row.rawTx);
+  const last = Transaction.from(await deps.batches.rawTxOf(row));
   const bumped = bumpFees(feeModelOf(last), fees);
   const cap = feeCap(deps);
   const limit =
@@ -497,7 +497,7 @@ async function newBatch(
     broadcasts: 0,
     feeBumps: 0,
   };
-  row.txHashes.push(transactionHash(row.rawTx));
+  row.txHashes.push(transactionHash(rawTx));
   run.gasPerRecord = measuredGasPerRecord(row); // the next batch, sized by this one
   deps.crashPoints?.afterSign?.();
   if (replacing) {
@@ -547,7 +547,7 @@ async function resign(run: Run, row: BatchRow, claimed: PendingRecord[]): Promis
   // Not fitted again: every claimed record must be in the transaction, and fewer records need less gas anyway.
   const { rawTx, gasEstimate } = await sign(run, row.nonce, claimed, { fit: false });
   Object.assign(row, { rawTx, gasEstimate });
-  row.txHashes = [transactionHash(row.rawTx)];
+  row.txHashes = [transactionHash(rawTx)];
   await run.deps.batches.update(row);
 }
 
@@ -601,7 +601,7 @@ const transactionHash = (rawTx: string): string => keccak256(Buffer.from(rawTx.s
 
 async function broadcastRow(run: Run, row: BatchRow): Promise<void> {
   const { deps } = run;
-  const failure = await broadcast(deps.chain, row.rawTx, row.txHashes.at(-1)!);
+  const failure = await broadcast(deps.chain, await deps.batches.rawTxOf(row), row.txHashes.at(-1)!);
   row.broadcasts++;
   row.broadcastAt = new Date().toISOString();
   row.broadcastBlock = run.nonces.head;

@@ -417,7 +417,7 @@ describe('submitter fees', () => {
   /** Mines one block whose base fee is twice what the batch's latest transaction pays at most: it stays pooled. */
   async function priceOut(bed: Bed, deps: ReturnType<Bed['deps']>): Promise<void> {
     const [row] = await openRows(deps);
-    const maxFee = Transaction.from(row!.rawTx).maxFeePerGas!;
+    const maxFee = Transaction.from(await deps.batches.rawTxOf(row!)).maxFeePerGas!;
     await bed.provider.send('anvil_setNextBlockBaseFeePerGas', [toQuantity(2n * maxFee)]);
     await bed.provider.send('evm_mine', []);
   }
@@ -434,6 +434,7 @@ describe('submitter fees', () => {
       await runSubmit(deps); // signs and broadcasts two batches: nonces n and n + 1
       const original = await openRows(deps);
       expect(original).toHaveLength(2);
+      const originalRaw = await deps.batches.rawTxOf(original[0]!);
       // Base fees rise past what both pay (the node evicts them); nothing is mined.
       await priceOut(bed, deps);
       expect((await runSubmit(deps)).feeBumps).toBe(0); // the first rebroadcast sends the same transactions
@@ -445,7 +446,7 @@ describe('submitter fees', () => {
       const [row, queued] = await openRows(deps);
       expect(row!.txHashes).toHaveLength(2);
       expect(queued!.txHashes).toEqual(original[1]!.txHashes);
-      const [first, bumped] = [original[0]!.rawTx, row!.rawTx].map((raw) => Transaction.from(raw));
+      const [first, bumped] = [originalRaw, await deps.batches.rawTxOf(row!)].map((raw) => Transaction.from(raw));
       expect(first!.type).toBe(2);
       expect(bumped!.maxFeePerGas! > first!.maxFeePerGas!).toBe(true);
       expect(bumped!.nonce).toBe(first!.nonce);
@@ -484,7 +485,7 @@ describe('submitter fees', () => {
       if (setting === 'SUBMIT_MAX_FEE_BUMPS') expect(row!.feeBumps).toBe(2);
       else {
         expect(row!.feeBumps).toBeGreaterThanOrEqual(1);
-        expect(Transaction.from(row!.rawTx).maxFeePerGas!).toBeLessThanOrEqual(20n * 10n ** 9n);
+        expect(Transaction.from(await deps.batches.rawTxOf(row!)).maxFeePerGas!).toBeLessThanOrEqual(20n * 10n ** 9n);
       }
       const limits = telemetry.events.filter((e) => e.name === 'FeeLimitReached');
       expect(limits).toHaveLength(1);

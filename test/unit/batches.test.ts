@@ -5,6 +5,7 @@ import {
   MAX_ENTITY_BYTES,
   MAX_RECORDS_PER_BATCH,
   toEntity,
+  WITHOUT_RAW_TX,
   type BatchRow,
 } from '../../shared/storage/batches';
 import { MAX_FEE_BUMPS_SETTING_MAX } from '../../shared/config';
@@ -60,5 +61,25 @@ describe('batch rows', () => {
       minedTxHash: undefined,
       confirmedAt: undefined,
     });
+  });
+
+  it('are read with every field but the raw transaction, at the largest size too', () => {
+    const row = largestRow(MAX_RECORDS_PER_BATCH);
+    const entity = toEntity(row);
+    const selected = Object.fromEntries(WITHOUT_RAW_TX.filter((c) => c in entity).map((c) => [c, entity[c]]));
+    const { rawTx: _rawTx, ...rest } = row;
+    expect(fromEntity(selected)).toEqual({ ...rest, rawTx: undefined, minedBlock: undefined, minedTxHash: undefined });
+    // What a read leaves out is the raw transaction's columns, and only those.
+    expect(
+      Object.keys(entity)
+        .filter((c) => !WITHOUT_RAW_TX.includes(c))
+        .sort()
+    ).toEqual(['partitionKey', 'rowKey', 'rawTxChunks', ...Array.from({ length: 10 }, (_, i) => `rawTx${i}`)].sort());
+  });
+
+  it('refuse a whole-row write without the raw transaction, which would delete it', () => {
+    expect(() => toEntity({ ...largestRow(3), rawTx: undefined })).toThrow(
+      /batch row 0xabab.*\/123456 has no raw transaction: read it \(Batches.rawTxOf\) first/
+    );
   });
 });

@@ -1,0 +1,59 @@
+import { hexlify, keccak256, randomBytes } from 'ethers';
+import { startAzurite, type Azurite } from '../../local/stack/azurite';
+import { BatchConflictError, Batches, type BatchRow } from '../../shared/storage/batches';
+import { TableStore } from '../../shared/storage/tables';
+
+describe('batch rows (Azurite)', () => {
+  let azurite: Azurite;
+  let batches: Batches;
+  const signer = '0x' + 'cd'.repeat(20);
+  const row = (nonce: number): BatchRow => {
+    const rawTx = hexlify(randomBytes(96 * 550 + 400)); // the size of a 550-record batch's transaction
+    return {
+      signer,
+      nonce,
+      status: 'signed',
+      eventIds: Array.from({ length: 550 }, () => crypto.randomUUID()),
+      enqueuedAts: Array.from({ length: 550 }, () => new Date().toISOString()),
+      rawTx,
+      txHashes: [keccak256(rawTx)],
+      claimed: true,
+      createdAt: new Date().toISOString(),
+      createdBlock: 10,
+      broadcasts: 1,
+      feeBumps: 0,
+    };
+  };
+
+  beforeAll(async () => {
+    azurite = await startAzurite();
+    batches = new Batches(new TableStore({ connectionString: azurite.accounts[0]!.connectionString }));
+  });
+  afterAll(async () => azurite?.stop());
+
+  it('are read without their raw transaction, which an update keeps and rawTxOf reads', async () => {
+    const written = row(1);
+    expect(await batches.create(written)).toBe(true);
+    const { rows } = await batches.recent(signer, 0, 10);
+    const { rawTx, etag, ...rest } = written;
+    expect(rows).toEqual([{ ...rest, rawTx: undefined, etag }]);
+
+    // A status change on the row as read: the write replaces the whole row, raw transaction included.
+    const read = rows[0]!;
+    Object.assign(read, { status: 'mined', minedTxHash: read.txHashes[0], minedBlock: 12, minedBlockHash: '0x12' });
+    await batches.update(read);
+    const again = (await batches.get(signer, 1))!;
+    expect(again).toMatchObject({ status: 'mined', minedBlock: 12, rawTx: undefined });
+    expect(await batches.rawTxOf(again)).toBe(rawTx);
+    expect(again.rawTx).toBe(rawTx);
+  });
+
+  it('refuse the raw transaction of a row another writer changed since it was read', async () => {
+    expect(await batches.create(row(2))).toBe(true);
+    const [stale, fresh] = [(await batches.get(signer, 2))!, (await batches.get(signer, 2))!];
+    fresh.broadcasts++;
+    await batches.update(fresh);
+    await expect(batches.rawTxOf(stale)).rejects.toBeInstanceOf(BatchConflictError);
+    await expect(batches.update(stale)).rejects.toBeInstanceOf(BatchConflictError);
+  });
+});
