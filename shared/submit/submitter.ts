@@ -416,14 +416,19 @@ async function submitNew(run: Run, { gaps, live, next }: NoncePlan): Promise<voi
   }
   const waited = gaps.length ? live.filter((r) => r.status === 'signed' && r.nonce > gaps[0]!.nonce) : [];
   for (const row of waited) await guarded(run, () => broadcastRow(run, row));
-  for (let i = 0, nonce = next; i < free && taken < pending.length; i++, nonce++) {
+  for (let i = 0, nonce = next; i < free; i++, nonce++) {
     let candidates = upcoming();
     if (candidates.length < perTx() && i > 0) {
       // Records accepted while this run sent its batches (a burst still coming in) may fill the last one up.
+      const readAll = candidates.length === 0;
       pending = await deps.outbox.readPending((free - i) * perTx());
       taken = 0;
       candidates = upcoming();
+      // Once the run has sent all it read, what came meanwhile goes now only as a full batch (the first records of
+      // a burst, say): fewer are the next run's, a second away, rather than a transaction each run.
+      if (readAll && candidates.length < perTx()) return;
     }
+    if (candidates.length === 0) return;
     if (candidates.length < perTx() && waitsToFill(run, candidates)) {
       report.filling = pending.length - taken;
       return;

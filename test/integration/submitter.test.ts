@@ -5,7 +5,7 @@ import { Transaction, toQuantity } from 'ethers';
 import { registryInterface } from '../../shared/chain/registry';
 import { bytes16ToEventId } from '../../shared/domain/event-id';
 import type { TransactionSigner } from '../../shared/keyvault/transaction-signer';
-import { runSubmit } from '../../shared/submit/submitter';
+import { recordsPerTransaction, runSubmit, type SubmitReport } from '../../shared/submit/submitter';
 import { acceptEvents, chainView, drain, expectExactlyOnce, openRows, testBed, type Bed } from './support/submit-bed';
 import { recordingTelemetry } from './support/read-path-fixtures';
 
@@ -353,6 +353,37 @@ describe('submitter at a full block', () => {
     expect(report.filling).toBe(160 - report.newRecords);
 
     await drainMiningAgain(bed, [...ids, ...late]);
+  });
+
+  it('sends a full batch of records accepted while it sent all it had read, and leaves fewer to the next run', async () => {
+    await bed.provider.send('evm_setAutomine', [false]);
+    await bed.provider.send('evm_mine', []); // an empty block: a partial batch goes at once
+    const perTx = recordsPerTransaction(bed.config);
+    /** Runs the submitter with `count` more records accepted while it claims its first batch. */
+    const runWhileAccepting = async (count: number): Promise<{ report: SubmitReport; late: string[] }> => {
+      const deps = bed.deps();
+      let late: string[] | undefined;
+      const claim = deps.outbox.claim.bind(deps.outbox);
+      deps.outbox.claim = async (...args) => {
+        const claimed = await claim(...args);
+        late ??= await acceptEvents(bed, count);
+        return claimed;
+      };
+      return { report: await runSubmit(deps), late: late ?? [] };
+    };
+    // The first records of a burst: the run sends the few it read, then the full batch that came meanwhile.
+    const first = await acceptEvents(bed, 5);
+    const burst = await runWhileAccepting(perTx);
+    expect(burst.report).toMatchObject({ newBatches: 2, newRecords: 5 + perTx, filling: 0 });
+    // Fewer than a batch that came meanwhile are the next run's: not a transaction for every few records.
+    await bed.provider.send('evm_mine', []);
+    await bed.provider.send('evm_mine', []); // empty again
+    const trickle = await acceptEvents(bed, 5);
+    const few = await runWhileAccepting(10);
+    expect(few.report).toMatchObject({ newBatches: 1, newRecords: 5 });
+    expect(await runSubmit(bed.deps())).toMatchObject({ newBatches: 1, newRecords: 10 });
+
+    await drainMiningAgain(bed, [...first, ...burst.late, ...trickle, ...few.late]);
   });
 
   it('while blocks are full, leaves a partial batch to fill up, until a block has room or its oldest record has waited SUBMIT_FILL_WAIT_SECONDS', async () => {
