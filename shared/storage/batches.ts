@@ -35,6 +35,7 @@ export interface BatchRow {
   /**
    * The latest transaction signed for this nonce (a fee bump replaces it): what a rebroadcast sends. Reads leave
    * it out (see WITHOUT_RAW_TX): it is there on a row this process signed, or once `Batches.rawTxOf` read it.
+   * Written only when there: an update of a row without it keeps the stored one.
    */
   rawTx?: string;
   /** eth_estimateGas of the transaction when signed: the gas its records need, which sizes the next batch. */
@@ -160,11 +161,29 @@ const getList = (entity: Record<string, unknown>, name: string): string[] => {
   return json ? (JSON.parse(json) as string[]) : [];
 };
 
+/**
+ * What a Merge writes for a field the row no longer has (a reorg took away where it was mined): a Merge keeps the
+ * columns it does not name. Read back as absent.
+ */
+const CLEARED: Partial<Record<keyof typeof SCALARS, string | number>> = {
+  gasEstimate: -1,
+  broadcastAt: '',
+  broadcastBlock: -1,
+  minedTxHash: '',
+  minedBlock: -1,
+  minedBlockHash: '',
+  confirmedAt: '',
+  lastError: '',
+  feeLimit: '',
+};
+
+/**
+ * The entity that writes the row: the whole row (Replace), or, for a row read without its raw transaction, every
+ * other column (Merge: the stored raw transaction stays), with the fields it no longer has written as cleared.
+ */
 export function toEntity(row: BatchRow): BatchEntity {
   const { eventIds, enqueuedAts, rawTx, txHashes, etag: _etag, ...scalars } = row;
   const name = `batch row ${row.signer}/${row.nonce}`;
-  // A whole-row write without the raw transaction would delete it.
-  if (rawTx === undefined) throw new Error(`${name} has no raw transaction: read it (Batches.rawTxOf) first`);
   const entity: BatchEntity = { partitionKey: row.signer.toLowerCase(), rowKey: nonceKey(row.nonce), ...scalars };
   const lists = { eventIds, enqueuedAts, txHashes };
   for (const list of LISTS) {
@@ -172,7 +191,8 @@ export function toEntity(row: BatchRow): BatchEntity {
     if (Number(entity[`${list}Chunks`]) > LIST_CHUNKS)
       throw new Error(`${name}: its ${list} take more than the ${LIST_CHUNKS} chunks reads ask for`);
   }
-  putChunked(entity, 'rawTx', rawTx);
+  if (rawTx === undefined) for (const [key, cleared] of Object.entries(CLEARED)) entity[key] ??= cleared;
+  else putChunked(entity, 'rawTx', rawTx);
   for (const [key, value] of Object.entries(entity)) if (value === undefined) delete entity[key];
   const bytes = entityBytes(entity);
   if (bytes > MAX_ENTITY_BYTES)
@@ -191,6 +211,11 @@ export function entityBytes(entity: Record<string, unknown>): number {
 }
 
 export function fromEntity(entity: Record<string, unknown>): BatchRow {
+  /** An optional field: absent when not stored, or stored as cleared. */
+  const optional = (key: keyof typeof CLEARED): unknown =>
+    entity[key] === null || entity[key] === CLEARED[key] ? undefined : entity[key];
+  const optionalNumber = (key: keyof typeof CLEARED): number | undefined =>
+    optional(key) === undefined ? undefined : Number(optional(key));
   return {
     signer: String(entity.signer),
     nonce: Number(entity.nonce),
@@ -202,17 +227,17 @@ export function fromEntity(entity: Record<string, unknown>): BatchRow {
     claimed: entity.claimed === true,
     createdAt: String(entity.createdAt),
     createdBlock: Number(entity.createdBlock ?? -1),
-    broadcastAt: entity.broadcastAt as string | undefined,
-    broadcastBlock: entity.broadcastBlock as number | undefined,
-    gasEstimate: entity.gasEstimate === undefined ? undefined : Number(entity.gasEstimate),
+    broadcastAt: optional('broadcastAt') as string | undefined,
+    broadcastBlock: optionalNumber('broadcastBlock'),
+    gasEstimate: optionalNumber('gasEstimate'),
     broadcasts: Number(entity.broadcasts ?? 0),
     feeBumps: Number(entity.feeBumps ?? 0),
-    minedTxHash: (entity.minedTxHash as string | undefined) || undefined,
-    minedBlock: entity.minedBlock === undefined || entity.minedBlock === -1 ? undefined : Number(entity.minedBlock),
-    minedBlockHash: (entity.minedBlockHash as string | undefined) || undefined,
-    confirmedAt: entity.confirmedAt as string | undefined,
-    lastError: entity.lastError as string | undefined,
-    feeLimit: entity.feeLimit as string | undefined,
+    minedTxHash: optional('minedTxHash') as string | undefined,
+    minedBlock: optionalNumber('minedBlock'),
+    minedBlockHash: optional('minedBlockHash') as string | undefined,
+    confirmedAt: optional('confirmedAt') as string | undefined,
+    lastError: optional('lastError') as string | undefined,
+    feeLimit: optional('feeLimit') as string | undefined,
     etag: entity.etag as string | undefined,
   };
 }
@@ -280,16 +305,16 @@ export class Batches {
   }
 
   /**
-   * Writes the whole row, conditional on the ETag it was read or last written with; throws BatchConflictError
-   * when another writer changed (or removed) it meanwhile. The row's ETag is the new one afterwards. A row read
-   * without its raw transaction gets it first: the write replaces every column.
+   * Writes the row, conditional on the ETag it was read or last written with; throws BatchConflictError when
+   * another writer changed (or removed) it meanwhile. The row's ETag is the new one afterwards. A row read without
+   * its raw transaction is written without it too (a Merge: the stored one stays, as the ETag says it is).
    */
   async update(row: BatchRow): Promise<void> {
     if (!row.etag) throw new Error(`batch row ${row.signer}/${row.nonce} has no ETag: read it before updating`);
-    await this.rawTxOf(row);
     const table = await this.table();
+    const mode = row.rawTx === undefined ? 'Merge' : 'Replace';
     try {
-      row.etag = (await table.updateEntity(toEntity(row), 'Replace', { etag: row.etag })).etag;
+      row.etag = (await table.updateEntity(toEntity(row), mode, { etag: row.etag })).etag;
     } catch (err) {
       if (isPreconditionFailed(err) || isNotFound(err)) throw new BatchConflictError(row.signer, row.nonce);
       throw err;

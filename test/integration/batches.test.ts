@@ -1,6 +1,6 @@
 import { hexlify, keccak256, randomBytes } from 'ethers';
 import { startAzurite, type Azurite } from '../../local/stack/azurite';
-import { BatchConflictError, Batches, type BatchRow } from '../../shared/storage/batches';
+import { backInFlight, BatchConflictError, Batches, type BatchRow } from '../../shared/storage/batches';
 import { TableStore } from '../../shared/storage/tables';
 
 describe('batch rows (Azurite)', () => {
@@ -38,12 +38,17 @@ describe('batch rows (Azurite)', () => {
     const { rawTx, etag, ...rest } = written;
     expect(rows).toEqual([{ ...rest, rawTx: undefined, etag }]);
 
-    // A status change on the row as read: the write replaces the whole row, raw transaction included.
+    // Changes to the row as read are written without the raw transaction, and the stored one stays.
     const read = rows[0]!;
     Object.assign(read, { status: 'mined', minedTxHash: read.txHashes[0], minedBlock: 12, minedBlockHash: '0x12' });
     await batches.update(read);
+    const mined = (await batches.get(signer, 1))!;
+    expect(mined).toMatchObject({ status: 'mined', minedBlock: 12, minedBlockHash: '0x12', rawTx: undefined });
+    // A reorg takes the block away: what the row no longer has is cleared, not kept.
+    backInFlight(mined);
+    await batches.update(mined);
     const again = (await batches.get(signer, 1))!;
-    expect(again).toMatchObject({ status: 'mined', minedBlock: 12, rawTx: undefined });
+    expect(again).toEqual({ ...rest, etag: again.etag, rawTx: undefined });
     expect(await batches.rawTxOf(again)).toBe(rawTx);
     expect(again.rawTx).toBe(rawTx);
   });

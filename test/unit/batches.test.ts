@@ -77,9 +77,12 @@ describe('batch rows', () => {
     ).toEqual(['partitionKey', 'rowKey', 'rawTxChunks', ...Array.from({ length: 10 }, (_, i) => `rawTx${i}`)].sort());
   });
 
-  it('refuse a whole-row write without the raw transaction, which would delete it', () => {
-    expect(() => toEntity({ ...largestRow(3), rawTx: undefined })).toThrow(
-      /batch row 0xabab.*\/123456 has no raw transaction: read it \(Batches.rawTxOf\) first/
-    );
+  it('write a row read without its raw transaction as every other column, with the fields it lost cleared', () => {
+    const { rawTx: _rawTx, minedTxHash: _hash, ...lost } = { ...largestRow(3), minedTxHash: '0x' + '12'.repeat(32) };
+    const entity = toEntity(lost);
+    expect(Object.keys(entity).filter((c) => c.startsWith('rawTx'))).toEqual([]);
+    // A Merge keeps what it does not name: a cleared field is written, and read back as absent.
+    expect(entity).toMatchObject({ minedTxHash: '', minedBlock: -1, minedBlockHash: '', confirmedAt: '' });
+    expect(fromEntity({ ...entity, etag: 'W/"2"' })).toEqual({ ...lost, rawTx: undefined, etag: 'W/"2"' });
   });
 });
