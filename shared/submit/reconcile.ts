@@ -19,7 +19,8 @@ import type { Outbox } from '../storage/outbox';
  *      not know yet): the nonce went to a transaction the log does not hold: once the chain's nonce at
  *      confirmation depth is past it too (a reorg could free it), abandoned, events back to pending;
  *    - no receipt, the nonce still open: signed; the stored transaction (same hash) is rebroadcast, lowest
- *      nonce first, at once when its receipt vanished (a reorg), else after SUBMIT_REBROADCAST_AFTER_BLOCKS.
+ *      nonce first, at once when its receipt vanished (a reorg), else after SUBMIT_REBROADCAST_AFTER_BLOCKS,
+ *      or after two blocks when it is at the chain's next nonce and the latest block had room for it.
  * 3. Fees rise only for the transaction at the chain's next nonce that two broadcasts did not get mined, at
  *    most SUBMIT_MAX_FEE_BUMPS times and never past SUBMIT_MAX_FEE_PER_GAS_GWEI. One queued behind a gap is
  *    never bumped: the gap is what holds it. A row keeps its latest transaction and the earlier hashes only.

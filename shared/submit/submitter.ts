@@ -277,7 +277,8 @@ async function settle(run: Run, row: BatchRow): Promise<void> {
   const due =
     orphaned ||
     row.broadcasts === 0 ||
-    nonces.head - (row.broadcastBlock ?? nonces.head) >= deps.config.submit.rebroadcastAfterBlocks;
+    nonces.head - (row.broadcastBlock ?? nonces.head) >= deps.config.submit.rebroadcastAfterBlocks ||
+    passedOver(run, row);
   if (!due) return;
   if (await bumpFeesIfStuck(run, row)) report.feeBumps++;
   else if (row.broadcasts > 0) {
@@ -285,6 +286,22 @@ async function settle(run: Run, row: BatchRow): Promise<void> {
     deps.telemetry.metric(SUBMIT_METRICS.rebroadcasts, 1);
   }
   await broadcastRow(run, row);
+}
+
+/**
+ * Whether the chain passed over a transaction it could have taken: the one at its next nonce, broadcast two
+ * blocks ago or more, while the latest block had room for it. A node can lose a transaction (a pool that does not
+ * promote it when the nonce before it is mined, gossip that never reaches the validator), and blocks with room
+ * say it is not waiting for space: it is sent again now rather than SUBMIT_REBROADCAST_AFTER_BLOCKS after.
+ */
+function passedOver(run: Run, row: BatchRow): boolean {
+  const { nonces, latestGasUsed, blockGasLimit, deps } = run;
+  return (
+    row.nonce === nonces.latest &&
+    row.broadcastBlock !== undefined &&
+    nonces.head - row.broadcastBlock >= 2 &&
+    latestGasUsed + gasLimitOf(row, deps.config) <= blockGasLimit
+  );
 }
 
 /**

@@ -386,6 +386,26 @@ describe('submitter at a full block', () => {
     await drainMiningAgain(bed, [...first, ...burst.late, ...trickle, ...few.late]);
   });
 
+  it('sends its next transaction again once the chain passed it over for two blocks with room for it', async () => {
+    await bed.provider.send('evm_setAutomine', [false]);
+    await bed.provider.send('evm_mine', []);
+    const ids = await acceptEvents(bed, 5);
+    const deps = bed.deps();
+    expect(await runSubmit(deps)).toMatchObject({ newBatches: 1, broadcasts: 1 });
+    const row = (await openRows(deps)).find((r) => r.status === 'signed');
+    // The node loses it, as anvil's pool did at the end of bench bursts; empty blocks go by.
+    await bed.provider.send('anvil_dropTransaction', [row!.txHashes[0]]);
+    await bed.provider.send('evm_mine', []);
+    // One block may only have been sealed before the transaction reached it; SUBMIT_REBROADCAST_AFTER_BLOCKS is 5.
+    expect(await runSubmit(deps)).toMatchObject({ rebroadcasts: 0 });
+    await bed.provider.send('evm_mine', []);
+    expect(await runSubmit(deps)).toMatchObject({ rebroadcasts: 1, feeBumps: 0 });
+    await bed.provider.send('evm_mine', []);
+    expect(await runSubmit(deps)).toMatchObject({ mined: 1 });
+
+    await drainMiningAgain(bed, ids);
+  });
+
   it('while blocks are full, leaves a partial batch to fill up, until a block has room or its oldest record has waited SUBMIT_FILL_WAIT_SECONDS', async () => {
     await bed.provider.send('evm_setAutomine', [false]);
     await bed.provider.send('evm_mine', []); // an empty block: room
