@@ -214,8 +214,10 @@ export function fromEntity(entity: Record<string, unknown>): BatchRow {
   /** An optional field: absent when not stored, or stored as cleared. */
   const optional = (key: keyof typeof CLEARED): unknown =>
     entity[key] === null || entity[key] === CLEARED[key] ? undefined : entity[key];
-  const optionalNumber = (key: keyof typeof CLEARED): number | undefined =>
-    optional(key) === undefined ? undefined : Number(optional(key));
+  const optionalNumber = (key: keyof typeof CLEARED): number | undefined => {
+    const value = optional(key);
+    return value === undefined ? undefined : Number(value);
+  };
   return {
     signer: String(entity.signer),
     nonce: Number(entity.nonce),

@@ -48,19 +48,20 @@ describe('ingest', () => {
     return messageId;
   };
 
-  /** The structured ingest log lines the app wrote for one message (every outcome but accepted, which it counts). */
-  const ingestLogs = (messageId: string): { outcome: string; deliveryCount: number; error?: string }[] =>
+  /** The app's structured log lines of one event kind, parsed. */
+  const logLines = <T>(event: 'ingest' | 'ingestBatch'): T[] =>
     logs
-      .map((line) => /(\{"event":"ingest".*\})$/.exec(line)?.[1])
+      .map((line) => new RegExp(`(\\{"event":"${event}".*\\})$`).exec(line)?.[1])
       .filter((json): json is string => json !== undefined)
-      .map((json) => JSON.parse(json) as { messageId: string; outcome: string; deliveryCount: number; error?: string })
-      .filter((entry) => entry.messageId === messageId);
+      .map((json) => JSON.parse(json) as T);
+  /** The ingest lines the app wrote for one message (every outcome but accepted, which it counts). */
+  const ingestLogs = (messageId: string) =>
+    logLines<{ messageId: string; outcome: string; deliveryCount: number; error?: string }>('ingest').filter(
+      (entry) => entry.messageId === messageId
+    );
   /** The batch lines: how many messages each delivered batch had, and how many were accepted. */
-  const batchLogs = (): { messages: number; accepted: number; duplicate: number; rejected: number }[] =>
-    logs
-      .map((line) => /(\{"event":"ingestBatch".*\})$/.exec(line)?.[1])
-      .filter((json): json is string => json !== undefined)
-      .map((json) => JSON.parse(json) as ReturnType<typeof batchLogs>[number]);
+  const batchLogs = () =>
+    logLines<{ messages: number; accepted: number; duplicate: number; rejected: number }>('ingestBatch');
   /** Message ids of the events in the outbox: the accepted messages. */
   const acceptedIds = async (): Promise<Set<string>> =>
     new Set((await everyEntity(TABLES.outbox)).map((row) => String(row.messageId)));
