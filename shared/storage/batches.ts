@@ -40,6 +40,8 @@ export interface BatchRow {
   rawTx?: string;
   /** eth_estimateGas of the transaction when signed: the gas its records need, which sizes the next batch. */
   gasEstimate?: number;
+  /** The transaction's gas limit: the block space it asks for (a node packs a block by gas limits). */
+  gasLimit?: number;
   /** Hashes of every transaction signed for this nonce, oldest first; the last one is rawTx's. */
   txHashes: string[];
   /** The outbox rows of eventIds are claimed for this nonce (see Outbox.claim); set before the first broadcast. */
@@ -131,6 +133,7 @@ const SCALARS: Record<Exclude<keyof BatchRow, (typeof LISTS)[number] | 'rawTx' |
   nonce: true,
   status: true,
   gasEstimate: true,
+  gasLimit: true,
   claimed: true,
   createdAt: true,
   createdBlock: true,
@@ -167,6 +170,7 @@ const getList = (entity: Record<string, unknown>, name: string): string[] => {
  */
 const CLEARED: Partial<Record<keyof typeof SCALARS, string | number>> = {
   gasEstimate: -1,
+  gasLimit: -1,
   broadcastAt: '',
   broadcastBlock: -1,
   minedTxHash: '',
@@ -232,6 +236,7 @@ export function fromEntity(entity: Record<string, unknown>): BatchRow {
     broadcastAt: optional('broadcastAt') as string | undefined,
     broadcastBlock: optionalNumber('broadcastBlock'),
     gasEstimate: optionalNumber('gasEstimate'),
+    gasLimit: optionalNumber('gasLimit'),
     broadcasts: Number(entity.broadcasts ?? 0),
     feeBumps: Number(entity.feeBumps ?? 0),
     minedTxHash: optional('minedTxHash') as string | undefined,

@@ -70,13 +70,13 @@ export interface SubmitReport {
 const GAS_PER_RECORD = 27_000;
 const GAS_PER_TX = 60_000;
 /**
- * eth_estimateGas plus this margin becomes the transaction's gas limit. A node packs a block by gas limits, so
- * the margin is gas no record can use: two batches at the default budget fill 98% of a 30M block with 1%, 93%
- * with 5%. 1% is enough because a batch cannot need more at mining than at its estimate, short of a rare edge:
- * its records only become cheaper (a subject's first record turns into an update, an update into a skip) since
- * this key's earlier nonces are mined first; only a reorg that takes away a record another key of the same bank
- * wrote can make one dearer. A batch that runs out of gas reverts whole; reconciliation gives it up and its
- * events go out again (rule 2 in reconcile.ts).
+ * A transaction's gas limit is eth_estimateGas plus this margin, or the gas its size predicts with this margin when
+ * that is more (see sign). A node packs a block by gas limits, so the margin is gas no record can use: two batches
+ * at the default budget fill 98% of a 30M block with 1%, 93% with 5%. 1% is enough because a batch cannot need more
+ * at mining than at its estimate, short of a rare edge: its records only become cheaper (a subject's first record
+ * turns into an update, an update into a skip) since this key's earlier nonces are mined first; only a reorg that
+ * takes away a record another key of the same bank wrote can make one dearer. A batch that runs out of gas reverts
+ * whole; reconciliation gives it up and its events go out again (rule 2 in reconcile.ts).
  */
 const GAS_MARGIN_PERCENT = 1;
 /** Sizing from a measured gas per record aims this much under the budget, so that a like batch fits first time. */
@@ -99,7 +99,8 @@ const withMargin = (estimate: number): number => (estimate * (100 + GAS_MARGIN_P
 
 /** The block space a row's transaction asks for: its gas limit (the budget for a row without an estimate). */
 function gasLimitOf(row: BatchRow, config: Pick<Config, 'submit'>): number {
-  if (row.gasEstimate) return withMargin(row.gasEstimate);
+  if (row.gasLimit) return row.gasLimit;
+  if (row.gasEstimate) return withMargin(row.gasEstimate); // a row written before gas limits were stored
   return row.eventIds.length === 0 ? Number(TRANSFER_GAS) : config.submit.txGasBudget;
 }
 
@@ -134,6 +135,8 @@ interface Run {
   report: SubmitReport;
   /** Gas per record as the newest batch's estimate measured it (with headroom): what sizes the next batch. */
   gasPerRecord: number;
+  /** When this key's newest batch was signed (ms since the epoch; 0 without one). */
+  newestBatchAt: number;
   /** Gas limits of this key's batches signed and not mined: the next block takes these before any new one. */
   unminedGas: number;
   /** Block hashes this run read, by number (several mined rows often share a block). */
@@ -179,6 +182,7 @@ export async function runSubmit(deps: SubmitDeps): Promise<SubmitReport> {
     latestBlockAt: timestamp * 1000,
     report,
     gasPerRecord: measuredGasPerRecord(recent.newest),
+    newestBatchAt: Date.parse(recent.newest?.createdAt ?? '') || 0,
     unminedGas: 0,
     blockHashes: new Map(),
   };
@@ -473,8 +477,11 @@ const QUIET_AFTER_BLOCK_TIMES = 3;
  *   chain goes quiet, or it fills up.
  *   (Room for the partial batch itself is no sign: a block it shares with one full batch has that much room left,
  *   and the next partial batch would go the same way. Over half full keeps a budget of a whole block from
- *   counting a block of small batches as full.) This wait ends once its oldest record has waited
- *   SUBMIT_FILL_WAIT_SECONDS, so that a bank that only trickles is not starved by busy ones.
+ *   counting a block of small batches as full.) This wait ends SUBMIT_FILL_WAIT_SECONDS after its oldest record
+ *   was accepted or this key's newest batch was signed, whichever came later, so that a bank that only trickles is
+ *   not starved by busy ones. A bank that got a batch out moments ago is not starved: the tail of its burst (records
+ *   as old as the burst) waits for a block with room, and does not take a block's room from another bank's full
+ *   batch while that bank's records wait as long.
  * A later run sends it once it is full or neither holds.
  */
 function waitsToFill(run: Run, records: PendingRecord[]): boolean {
@@ -487,7 +494,7 @@ function waitsToFill(run: Run, records: PendingRecord[]): boolean {
     Date.now() - latestBlockAt < QUIET_AFTER_BLOCK_TIMES * deps.config.chain.blockTimeSeconds * 1000;
   if (!blocksFull) return false;
   const oldest = Math.min(...records.map((r) => Date.parse(r.enqueuedAt)));
-  return Date.now() - oldest < deps.config.submit.fillWaitSeconds * 1000;
+  return Date.now() - Math.max(oldest, run.newestBatchAt) < deps.config.submit.fillWaitSeconds * 1000;
 }
 
 /**
@@ -503,7 +510,7 @@ async function newBatch(
   replacing?: BatchRow
 ): Promise<number | undefined> {
   const { deps, report } = run;
-  const { rawTx, records, gasEstimate } = await sign(run, nonce, candidates, { fit: true });
+  const { rawTx, records, gasEstimate, gasLimit } = await sign(run, nonce, candidates, { fit: true });
   const row: BatchRow = {
     signer: run.signer,
     nonce,
@@ -512,6 +519,7 @@ async function newBatch(
     enqueuedAts: records.map((r) => r.enqueuedAt),
     rawTx,
     gasEstimate,
+    gasLimit,
     txHashes: [],
     claimed: false,
     createdAt: new Date().toISOString(),
@@ -521,6 +529,7 @@ async function newBatch(
   };
   row.txHashes.push(transactionHash(rawTx));
   run.gasPerRecord = measuredGasPerRecord(row); // the next batch, sized by this one
+  run.newestBatchAt = Date.parse(row.createdAt);
   deps.crashPoints?.afterSign?.();
   if (replacing) {
     row.etag = replacing.etag;
@@ -567,8 +576,8 @@ async function resign(run: Run, row: BatchRow, claimed: PendingRecord[]): Promis
   row.eventIds = claimed.map((r) => r.eventId);
   row.enqueuedAts = claimed.map((r) => r.enqueuedAt);
   // Not fitted again: every claimed record must be in the transaction, and fewer records need less gas anyway.
-  const { rawTx, gasEstimate } = await sign(run, row.nonce, claimed, { fit: false });
-  Object.assign(row, { rawTx, gasEstimate });
+  const { rawTx, gasEstimate, gasLimit } = await sign(run, row.nonce, claimed, { fit: false });
+  Object.assign(row, { rawTx, gasEstimate, gasLimit });
   row.txHashes = [transactionHash(rawTx)];
   await run.deps.batches.update(row);
 }
@@ -578,12 +587,17 @@ interface Signed {
   /** The records in the transaction: a prefix of those given (all of them unless fitted). */
   records: PendingRecord[];
   gasEstimate?: number;
+  gasLimit?: number;
 }
 
 /**
- * Signs a batch of `records` at `nonce`. Fitted, a batch sized from a measured gas per record whose estimate
- * overshoots the budget (its records cost more than the newest batch's) is cut in proportion to its overshoot
- * and estimated again; should that overshoot too, it is cut to the worst-case size: at most three estimates.
+ * Signs a batch of `records` at `nonce`. The transaction is signed at once with the gas limit its size predicts
+ * (its records at the gas per record that sized it, plus the margin) while eth_estimateGas checks it: both are
+ * round trips, to Key Vault and to the chain, and a batch waits for neither twice. The signature is used when the
+ * estimate shows the batch succeeds within that limit; a batch that needs more is signed again with its estimate's.
+ * Fitted, a batch sized from a measured gas per record whose estimate overshoots the budget (its records cost
+ * more than the newest batch's) is cut in proportion to its overshoot and estimated again; should that overshoot
+ * too, it is cut to the worst-case size: at most three estimates. A signature not used is never sent or stored.
  */
 async function sign(run: Run, nonce: number, records: PendingRecord[], { fit }: { fit: boolean }): Promise<Signed> {
   const { deps, signer, fees } = run;
@@ -600,21 +614,25 @@ async function sign(run: Run, nonce: number, records: PendingRecord[], { fit }: 
     const data = encodeSubmitBatch(
       records.map((r) => ({ subject: r.subjectRef, eventId: eventIdToBytes16(r.eventId), data: BigInt(r.data) }))
     );
-    let estimate: bigint;
+    const tx: TransactionRequest = { from: signer, to, data, nonce, chainId, ...feeFields(fees) };
+    const predicted = Math.floor(withMargin(GAS_PER_TX + records.length * run.gasPerRecord));
+    const early = deps.signer.signTransaction({ ...tx, gasLimit: predicted });
+    early.catch(() => undefined); // awaited only if its gas limit holds; a failure then is thrown there
+    let estimate: number;
     try {
-      estimate = await deps.chain.read((p) => p.estimateGas({ from: signer, to, data }));
+      estimate = Number(await deps.chain.read((p) => p.estimateGas({ from: signer, to, data })));
     } catch (err) {
       // A revert here (not a member, a removed key) will not get better by sending: say so clearly.
       throw new Error(`submit: the batch would fail: ${registryErrorMessage(err)}`);
     }
-    if (fit && Number(estimate) > target && records.length > worstCase) {
-      const inProportion = Math.floor(((records.length * target) / Number(estimate)) * CUT_HEADROOM);
+    if (fit && estimate > target && records.length > worstCase) {
+      const inProportion = Math.floor(((records.length * target) / estimate) * CUT_HEADROOM);
       records = records.slice(0, cuts === 0 ? Math.max(worstCase, inProportion) : worstCase);
       continue;
     }
-    const gasLimit = BigInt(Math.floor(withMargin(Number(estimate))));
-    const tx: TransactionRequest = { from: signer, to, data, nonce, gasLimit, chainId, ...feeFields(fees) };
-    return { rawTx: await deps.signer.signTransaction(tx), records, gasEstimate: Number(estimate) };
+    const needed = Math.floor(withMargin(estimate));
+    const rawTx = needed <= predicted ? await early : await deps.signer.signTransaction({ ...tx, gasLimit: needed });
+    return { rawTx, records, gasEstimate: estimate, gasLimit: Math.max(needed, predicted) };
   }
 }
 

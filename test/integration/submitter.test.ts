@@ -218,7 +218,7 @@ describe('submitter batch sizes', () => {
   afterAll(async () => bed?.stop());
 
   /** Records and gas limit of each transaction that carried any of `ids`. */
-  async function transactionsOf(ids: string[]): Promise<{ records: number; gasLimit: bigint }[]> {
+  async function transactionsOf(ids: string[]): Promise<{ hash: string; records: number; gasLimit: bigint }[]> {
     const wanted = new Set(ids);
     const logs = await bed.provider.getLogs({ address: bed.registryAddress, fromBlock: bed.deployBlock });
     const records = new Map<string, number>();
@@ -230,6 +230,7 @@ describe('submitter batch sizes', () => {
     }
     return Promise.all(
       [...records].map(async ([hash, n]) => ({
+        hash,
         records: n,
         gasLimit: (await bed.provider.getTransaction(hash))!.gasLimit,
       }))
@@ -260,6 +261,42 @@ describe('submitter batch sizes', () => {
       `records per transaction at a ${budget} gas budget: new ${newTxs.map((t) => t.records).join(', ')}; ` +
         `updates ${updateTxs.map((t) => t.records).join(', ')}; new again ${newAfterTxs.map((t) => t.records).join(', ')}`
     );
+  });
+
+  it('signs a batch while eth_estimateGas checks it, at the gas limit its size predicts, and signs once a batch', async () => {
+    const ids = await acceptEvents(bed, 300);
+    const deps = bed.deps();
+    // The signatures asked for when each estimate is: a batch signed only after its estimate would show one fewer.
+    const signaturesAtEstimate: number[] = [];
+    const watched = new Set<object>();
+    const read = deps.chain.read.bind(deps.chain);
+    deps.chain.read = (fn) =>
+      read((p) => {
+        if (!watched.has(p)) {
+          watched.add(p);
+          const estimateGas = p.estimateGas.bind(p);
+          p.estimateGas = (tx) => {
+            signaturesAtEstimate.push(bed.signer.signatures);
+            return estimateGas(tx);
+          };
+        }
+        return fn(p);
+      });
+    const before = bed.signer.signatures;
+    await drain(bed, deps);
+    expectExactlyOnce(await chainView(bed), ids);
+
+    const txs = await transactionsOf(ids);
+    expect(txs.length).toBeGreaterThan(1);
+    expect(signaturesAtEstimate).toEqual(signaturesAtEstimate.map((_, i) => before + i + 1));
+    expect(bed.signer.signatures - before).toBe(txs.length);
+    const { rows } = await deps.batches.recent(await deps.signer.getAddress(), 0, 1000);
+    for (const tx of txs) {
+      const row = rows.find((r) => r.txHashes.includes(tx.hash))!;
+      expect(BigInt(row.gasLimit!)).toBe(tx.gasLimit);
+      expect(row.gasLimit!).toBeGreaterThanOrEqual(row.gasEstimate!);
+      expect(tx.gasLimit).toBeLessThanOrEqual(BigInt(budget));
+    }
   });
 });
 
@@ -431,6 +468,25 @@ describe('submitter at a full block', () => {
     expect(await runSubmit(bed.deps())).toMatchObject({ newBatches: 1, newRecords: 60, filling: 0 });
 
     await drainMiningAgain(bed, [...ids, ...few, ...most]);
+  });
+
+  it("counts a partial batch's fill wait from the key's newest batch when that came later: a burst's tail waits for room", async () => {
+    await bed.provider.send('evm_setAutomine', [false]);
+    await bed.provider.send('evm_mine', []);
+    const perTx = recordsPerTransaction(bed.config);
+    const ids = await acceptEvents(bed, 2 * perTx);
+    expect(await runSubmit(bed.deps())).toMatchObject({ newBatches: 2 });
+    await bed.provider.send('evm_mine', []); // two full batches: blocks are full
+    const tail = await acceptEvents(bed, perTx + 10);
+    await sleep(1_100);
+    // Its records have waited the second, but the key's full batch went just now: the rest waits for room.
+    const held = await runSubmit(withFillWait(1));
+    expect(held).toMatchObject({ newBatches: 1, filling: perTx + 10 - held.newRecords });
+    expect(held.filling).toBeGreaterThan(0);
+    await sleep(1_100);
+    expect(await runSubmit(withFillWait(1))).toMatchObject({ newBatches: 1, newRecords: held.filling, filling: 0 });
+
+    await drainMiningAgain(bed, [...ids, ...tail]);
   });
 
   it('sends a partial batch held behind a full block once the chain has made no block for three block times', async () => {
