@@ -62,8 +62,9 @@ export interface Config {
     /** No fee bump goes past this many gwei per gas. */
     maxFeePerGasGwei: number;
     /**
-     * While blocks are full, how long a partial batch may wait for more records or for room (its oldest record's
-     * age); 0 sends a partial batch whenever it can make the next block.
+     * While blocks are full, how long a partial batch may wait for more records or for room (counted from its oldest
+     * record's acceptance or the key's newest batch, whichever came later); 0 sends a partial batch whenever it can
+     * make the next block.
      */
     fillWaitSeconds: number;
     /** `naive` submits one transaction (one signature) per event: the benchmark's baseline, never for production. */
