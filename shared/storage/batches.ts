@@ -33,9 +33,10 @@ export interface BatchRow {
   eventIds: string[];
   enqueuedAts: string[];
   /**
-   * The latest transaction signed for this nonce (a fee bump replaces it): what a rebroadcast sends. Reads leave
-   * it out (see WITHOUT_RAW_TX): it is there on a row this process signed, or once `Batches.rawTxOf` read it.
-   * Written only when there: an update of a row without it keeps the stored one.
+   * The latest transaction signed for this nonce (a fee bump replaces it): what a rebroadcast sends. There only
+   * on a row whose transaction was signed and is still to be written: `create` and `update` store it and drop it
+   * from the row, and reads leave it out (see WITHOUT_RAW_TX), so a row's later writes keep the stored one (a
+   * Merge) rather than write ~110 KB again. `Batches.rawTxOf` reads it.
    */
   rawTx?: string;
   /** eth_estimateGas of the transaction when signed: the gas its records need, which sizes the next batch. */
@@ -282,8 +283,9 @@ export class Batches {
   }
 
   /**
-   * The row's raw transaction, read into it when the row was read without it. Throws BatchConflictError when
-   * another writer changed the row since it was read (its raw transaction may be another by now).
+   * The row's raw transaction: the one still to be written, or the stored one, read (and left out of the row, whose
+   * later writes keep it). Throws BatchConflictError when another writer changed the row since it was read or
+   * written (its raw transaction may be another by now).
    */
   async rawTxOf(row: BatchRow): Promise<string> {
     if (row.rawTx !== undefined) return row.rawTx;
@@ -296,14 +298,18 @@ export class Batches {
       throw err;
     }
     if (whole.etag !== row.etag) throw new BatchConflictError(row.signer, row.nonce);
-    return (row.rawTx = whole.rawTx!);
+    return whole.rawTx!;
   }
 
-  /** Inserts the WAL row for a new nonce; false when another submitter holds that nonce already. */
+  /**
+   * Inserts the WAL row for a new nonce (its raw transaction stored, and dropped from the row); false when another
+   * submitter holds that nonce already.
+   */
   async create(row: BatchRow): Promise<boolean> {
     const table = await this.table();
     try {
       row.etag = (await table.createEntity(toEntity(row))).etag;
+      row.rawTx = undefined; // stored
       return true;
     } catch (err) {
       if (isConflict(err)) return false;
@@ -313,8 +319,9 @@ export class Batches {
 
   /**
    * Writes the row, conditional on the ETag it was read or last written with; throws BatchConflictError when
-   * another writer changed (or removed) it meanwhile. The row's ETag is the new one afterwards. A row read without
-   * its raw transaction is written without it too (a Merge: the stored one stays, as the ETag says it is).
+   * another writer changed (or removed) it meanwhile. The row's ETag is the new one afterwards. A row with a raw
+   * transaction to write is written whole, and drops it; one without is written without it (a Merge: the stored one
+   * stays, as the ETag says it is).
    */
   async update(row: BatchRow): Promise<void> {
     if (!row.etag) throw new Error(`batch row ${row.signer}/${row.nonce} has no ETag: read it before updating`);
@@ -322,6 +329,7 @@ export class Batches {
     const mode = row.rawTx === undefined ? 'Merge' : 'Replace';
     try {
       row.etag = (await table.updateEntity(toEntity(row), mode, { etag: row.etag })).etag;
+      row.rawTx = undefined; // stored
     } catch (err) {
       if (isPreconditionFailed(err) || isNotFound(err)) throw new BatchConflictError(row.signer, row.nonce);
       throw err;

@@ -284,12 +284,13 @@ async function settle(run: Run, row: BatchRow): Promise<void> {
     nonces.head - (row.broadcastBlock ?? nonces.head) >= deps.config.submit.rebroadcastAfterBlocks ||
     passedOver(run, row);
   if (!due) return;
-  if (await bumpFeesIfStuck(run, row)) report.feeBumps++;
+  const fee = await bumpFeesIfStuck(run, row);
+  if (fee?.bumped) report.feeBumps++;
   else if (row.broadcasts > 0) {
     report.rebroadcasts++;
     deps.telemetry.metric(SUBMIT_METRICS.rebroadcasts, 1);
   }
-  await broadcastRow(run, row);
+  await broadcastRow(run, row, fee?.rawTx);
 }
 
 /**
@@ -331,12 +332,14 @@ async function receiptOf(run: Run, row: BatchRow): Promise<MinedTx | null> {
  * Rule 3: a replacement with higher fees, only for the transaction at the chain's next nonce (executable, not
  * queued behind a gap) that two broadcasts did not get mined, within the bump count and the fee cap. (A node
  * evicts a transaction its fees no longer pay for, so whether the pool still holds it says nothing.) Written
- * ahead before it is broadcast.
+ * ahead before it is broadcast. Returns the transaction to broadcast (the replacement, or the latest as it is at a
+ * limit); undefined when the row is not one to bump.
  */
-async function bumpFeesIfStuck(run: Run, row: BatchRow): Promise<boolean> {
+async function bumpFeesIfStuck(run: Run, row: BatchRow): Promise<{ rawTx: string; bumped: boolean } | undefined> {
   const { deps, fees, nonces } = run;
-  if (fees.kind === 'free' || row.nonce !== nonces.latest || row.broadcasts < 2) return false;
-  const last = Transaction.from(await deps.batches.rawTxOf(row));
+  if (fees.kind === 'free' || row.nonce !== nonces.latest || row.broadcasts < 2) return undefined;
+  const latest = await deps.batches.rawTxOf(row);
+  const last = Transaction.from(latest);
   const bumped = bumpFees(feeModelOf(last), fees);
   const cap = feeCap(deps);
   const limit =
@@ -351,7 +354,7 @@ async function bumpFeesIfStuck(run: Run, row: BatchRow): Promise<boolean> {
       deps.telemetry.event(SUBMIT_EVENTS.feeLimitReached, { signer: row.signer, nonce: String(row.nonce), limit });
       deps.log?.(`submit: nonce ${row.nonce} is ${row.feeLimit}; rebroadcasting it as it is`);
     }
-    return false;
+    return { rawTx: latest, bumped: false };
   }
   const raw = await deps.signer.signTransaction({
     from: row.signer,
@@ -367,7 +370,7 @@ async function bumpFeesIfStuck(run: Run, row: BatchRow): Promise<boolean> {
   row.feeBumps++;
   await deps.batches.update(row);
   deps.telemetry.metric(SUBMIT_METRICS.feeBumps, 1);
-  return true;
+  return { rawTx: raw, bumped: true };
 }
 
 /** Gives up a nonce's batch: its events return to the pending index and go out again in a later batch. */
@@ -547,9 +550,9 @@ async function newBatch(
   deps.crashPoints?.afterWriteAhead?.();
   const claimed = await deps.outbox.claim(records, run.signer, nonce);
   deps.crashPoints?.afterClaim?.();
-  if (claimed.length < records.length) await resign(run, row, claimed);
+  const sent = claimed.length < records.length ? await resign(run, row, claimed) : rawTx;
   row.claimed = true;
-  await broadcastRow(run, row);
+  await broadcastRow(run, row, sent);
   deps.crashPoints?.afterBroadcast?.();
   report.newBatches++;
   report.newRecords += claimed.length;
@@ -569,10 +572,11 @@ async function finishClaim(run: Run, row: BatchRow): Promise<void> {
 }
 
 /**
- * The row's transaction, signed again with only the records it claimed (a filler when none). Safe only before
- * any broadcast of the row: a row is broadcast only once all its records are claimed (newBatch, finishClaim).
+ * The row's transaction, signed again with only the records it claimed (a filler when none), written to the row and
+ * returned. Safe only before any broadcast of the row: a row is broadcast only once all its records are claimed
+ * (newBatch, finishClaim).
  */
-async function resign(run: Run, row: BatchRow, claimed: PendingRecord[]): Promise<void> {
+async function resign(run: Run, row: BatchRow, claimed: PendingRecord[]): Promise<string> {
   row.eventIds = claimed.map((r) => r.eventId);
   row.enqueuedAts = claimed.map((r) => r.enqueuedAt);
   // Not fitted again: every claimed record must be in the transaction, and fewer records need less gas anyway.
@@ -580,6 +584,7 @@ async function resign(run: Run, row: BatchRow, claimed: PendingRecord[]): Promis
   Object.assign(row, { rawTx, gasEstimate, gasLimit });
   row.txHashes = [transactionHash(rawTx)];
   await run.deps.batches.update(row);
+  return rawTx;
 }
 
 interface Signed {
@@ -639,9 +644,10 @@ async function sign(run: Run, nonce: number, records: PendingRecord[], { fit }: 
 /** A signed transaction's hash; the bytes decoded natively, not by ethers' hex parser (the raw runs to 80 KB). */
 const transactionHash = (rawTx: string): string => keccak256(Buffer.from(rawTx.slice(2), 'hex'));
 
-async function broadcastRow(run: Run, row: BatchRow): Promise<void> {
+/** Sends the row's latest transaction (`rawTx` when the caller holds it, else read) and records the broadcast. */
+async function broadcastRow(run: Run, row: BatchRow, rawTx?: string): Promise<void> {
   const { deps } = run;
-  const failure = await broadcast(deps.chain, await deps.batches.rawTxOf(row), row.txHashes.at(-1)!);
+  const failure = await broadcast(deps.chain, rawTx ?? (await deps.batches.rawTxOf(row)), row.txHashes.at(-1)!);
   row.broadcasts++;
   row.broadcastAt = new Date().toISOString();
   row.broadcastBlock = run.nonces.head;

@@ -1,6 +1,7 @@
 import { hexlify, keccak256, randomBytes } from 'ethers';
 import { startAzurite, type Azurite } from '../../local/stack/azurite';
 import { backInFlight, BatchConflictError, Batches, type BatchRow } from '../../shared/storage/batches';
+import { TableClient } from '@azure/data-tables';
 import { TableStore } from '../../shared/storage/tables';
 
 describe('batch rows (Azurite)', () => {
@@ -33,10 +34,12 @@ describe('batch rows (Azurite)', () => {
 
   it('are read without their raw transaction, which an update keeps and rawTxOf reads', async () => {
     const written = row(1);
+    const rawTx = written.rawTx!;
     expect(await batches.create(written)).toBe(true);
+    expect(written.rawTx).toBeUndefined(); // stored: the row's later writes keep it
     const { rows } = await batches.recent(signer, 0, 10);
-    const { rawTx, etag, ...rest } = written;
-    expect(rows).toEqual([{ ...rest, rawTx: undefined, etag }]);
+    const { etag, ...rest } = written;
+    expect(rows).toEqual([{ ...rest, etag }]);
 
     // Changes to the row as read are written without the raw transaction, and the stored one stays.
     const read = rows[0]!;
@@ -50,7 +53,34 @@ describe('batch rows (Azurite)', () => {
     const again = (await batches.get(signer, 1))!;
     expect(again).toEqual({ ...rest, etag: again.etag, rawTx: undefined });
     expect(await batches.rawTxOf(again)).toBe(rawTx);
-    expect(again.rawTx).toBe(rawTx);
+    expect(again.rawTx).toBeUndefined();
+  });
+
+  it('write a raw transaction once: an update keeps it, a new one (a fee bump) replaces it', async () => {
+    const updates = jest.spyOn(TableClient.prototype, 'updateEntity');
+    /** The mode of the latest update, and whether it named the raw transaction's columns. */
+    const latestUpdate = (): [unknown, boolean] => {
+      const [entity, mode] = updates.mock.calls.at(-1)!;
+      return [mode, Object.keys(entity).some((key) => key.startsWith('rawTx'))];
+    };
+    try {
+      const written = row(3);
+      const first = written.rawTx!;
+      expect(await batches.create(written)).toBe(true);
+      written.broadcasts++; // what the submitter writes after sending it
+      await batches.update(written);
+      expect(latestUpdate()).toEqual(['Merge', false]);
+      expect(await batches.rawTxOf(written)).toBe(first);
+
+      const bumped = hexlify(randomBytes(first.length / 2 - 1));
+      Object.assign(written, { rawTx: bumped, feeBumps: 1 });
+      await batches.update(written);
+      expect(latestUpdate()).toEqual(['Replace', true]);
+      expect(written.rawTx).toBeUndefined();
+      expect(await batches.rawTxOf((await batches.get(signer, 3))!)).toBe(bumped);
+    } finally {
+      updates.mockRestore();
+    }
   });
 
   it('refuse the raw transaction of a row another writer changed since it was read', async () => {
