@@ -97,6 +97,10 @@ const gasTarget = (config: Pick<Config, 'submit'>): number =>
 
 const withMargin = (estimate: number): number => (estimate * (100 + GAS_MARGIN_PERCENT)) / 100;
 
+/** The gas limit a batch of `records` records is predicted to need: at the gas per record that sizes it. */
+const predictedGasLimit = (run: Run, records: number): number =>
+  Math.floor(withMargin(GAS_PER_TX + records * run.gasPerRecord));
+
 /** The block space a row's transaction asks for: its gas limit (the budget for a row without an estimate). */
 function gasLimitOf(row: BatchRow, config: Pick<Config, 'submit'>): number {
   if (row.gasLimit) return row.gasLimit;
@@ -489,8 +493,7 @@ const QUIET_AFTER_BLOCK_TIMES = 3;
  */
 function waitsToFill(run: Run, records: PendingRecord[]): boolean {
   const { blockGasLimit, latestGasUsed, latestBlockAt, deps } = run;
-  const gas = withMargin(GAS_PER_TX + records.length * run.gasPerRecord);
-  if (run.unminedGas + gas > blockGasLimit) return true;
+  if (run.unminedGas + predictedGasLimit(run, records.length) > blockGasLimit) return true;
   const blocksFull =
     latestGasUsed + deps.config.submit.txGasBudget > blockGasLimit &&
     latestGasUsed * 2 > blockGasLimit &&
@@ -620,7 +623,7 @@ async function sign(run: Run, nonce: number, records: PendingRecord[], { fit }: 
       records.map((r) => ({ subject: r.subjectRef, eventId: eventIdToBytes16(r.eventId), data: BigInt(r.data) }))
     );
     const tx: TransactionRequest = { from: signer, to, data, nonce, chainId, ...feeFields(fees) };
-    const predicted = Math.floor(withMargin(GAS_PER_TX + records.length * run.gasPerRecord));
+    const predicted = predictedGasLimit(run, records.length);
     const early = deps.signer.signTransaction({ ...tx, gasLimit: predicted });
     early.catch(() => undefined); // awaited only if its gas limit holds; a failure then is thrown there
     let estimate: number;
@@ -635,9 +638,9 @@ async function sign(run: Run, nonce: number, records: PendingRecord[], { fit }: 
       records = records.slice(0, cuts === 0 ? Math.max(worstCase, inProportion) : worstCase);
       continue;
     }
-    const needed = Math.floor(withMargin(estimate));
-    const rawTx = needed <= predicted ? await early : await deps.signer.signTransaction({ ...tx, gasLimit: needed });
-    return { rawTx, records, gasEstimate: estimate, gasLimit: Math.max(needed, predicted) };
+    const gasLimit = Math.max(predicted, Math.floor(withMargin(estimate)));
+    const rawTx = gasLimit === predicted ? await early : await deps.signer.signTransaction({ ...tx, gasLimit });
+    return { rawTx, records, gasEstimate: estimate, gasLimit };
   }
 }
 
