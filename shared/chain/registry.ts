@@ -23,14 +23,30 @@ export const CREDIT_REGISTRY_ABI = artifact.abi;
 export const CREDIT_REGISTRY_BYTECODE = artifact.bytecode;
 export const registryInterface = new Interface(CREDIT_REGISTRY_ABI);
 
+const SUBMIT_BATCH_SELECTOR = Buffer.from(registryInterface.getFunction('submitBatch')!.selector.slice(2), 'hex');
+const WORD = 32;
+const MAX_UINT256 = (1n << 256n) - 1n;
+
 /**
- * Calldata of submitBatch(records), by ethers' ABI coder. The fixed-size values go in as bytes: from hex, ethers
- * parses them a character pair at a time, a fifth of the encoding's CPU at 500 records a batch.
+ * Calldata of submitBatch(records), written straight into its ABI layout: the selector, the array's offset and
+ * length, then three words a record (subject; eventId, left-aligned; data). ethers' generic coder spent ~24 ms and
+ * its garbage on a 567-record batch, a burst's largest single step in a host; this takes about 1 ms. A unit test
+ * holds it equal to ethers' encoding.
  */
 export function encodeSubmitBatch(records: RegistryRecord[]): string {
-  return registryInterface.encodeFunctionData('submitBatch', [
-    records.map((r) => ({ subject: hexBytes(r.subject, 32), eventId: hexBytes(r.eventId, 16), data: r.data })),
-  ]);
+  const head = SUBMIT_BATCH_SELECTOR.length + 2 * WORD;
+  const out = Buffer.alloc(head + records.length * 3 * WORD);
+  SUBMIT_BATCH_SELECTOR.copy(out, 0);
+  out.writeUInt32BE(WORD, head - WORD - 4); // the array's offset, from the arguments' start
+  out.writeUInt32BE(records.length, head - 4);
+  records.forEach((r, i) => {
+    const at = head + i * 3 * WORD;
+    hexBytes(r.subject, 32).copy(out, at);
+    hexBytes(r.eventId, 16).copy(out, at + WORD);
+    if (r.data < 0n || r.data > MAX_UINT256) throw new Error(`record data ${r.data} is not a uint256`);
+    out.write(r.data.toString(16).padStart(2 * WORD, '0'), at + 2 * WORD, 'hex');
+  });
+  return `0x${out.toString('hex')}`;
 }
 
 function hexBytes(value: string, size: number): Buffer {

@@ -21,7 +21,7 @@ import { SIGN_CALLS_METRIC, SIGN_LATENCY_METRIC, SIGN_THROTTLED_METRIC } from '.
 import { Limiter } from './limiter';
 import { KeyVaultSignerError, VaultRetryPolicy, type KeyVaultRetryOptions } from './retry-policy';
 import { toEthereumSignature } from './signature';
-import { unsignedTransaction, type TransactionSigner } from './transaction-signer';
+import { signingPayload, unsignedTransaction, type TransactionSigner } from './transaction-signer';
 
 export interface KeyVaultSigningKeyOptions {
   environment: Environment;
@@ -207,9 +207,8 @@ export class KeyVaultSigner extends AbstractSigner implements TransactionSigner 
   }
 
   async signTransaction(request: TransactionRequest): Promise<string> {
-    const tx = await unsignedTransaction(request, await this.getAddress(), this);
-    tx.signature = (await this.signingKey.sign(tx.unsignedHash)).signature;
-    return tx.serialized;
+    const payload = signingPayload(await unsignedTransaction(request, await this.getAddress(), this));
+    return payload.serialize((await this.signingKey.sign(payload.digest)).signature);
   }
 
   async signMessage(message: string | Uint8Array): Promise<string> {

@@ -1,5 +1,5 @@
 import type { BaseWallet, TransactionRequest } from 'ethers';
-import { unsignedTransaction, type TransactionSigner } from '../../shared/keyvault/transaction-signer';
+import { signingPayload, unsignedTransaction, type TransactionSigner } from '../../shared/keyvault/transaction-signer';
 
 /**
  * A TransactionSigner over an in-process private key, for tests only: it lives under test/, so the deployed
@@ -18,8 +18,7 @@ export class LocalTransactionSigner implements TransactionSigner {
   }
 
   async signTransaction(request: TransactionRequest): Promise<string> {
-    const tx = await unsignedTransaction(request, this.#wallet.address, this.#wallet.provider);
-    tx.signature = this.#wallet.signingKey.sign(tx.unsignedHash);
-    return tx.serialized;
+    const payload = signingPayload(await unsignedTransaction(request, this.#wallet.address, this.#wallet.provider));
+    return payload.serialize(this.#wallet.signingKey.sign(payload.digest));
   }
 }

@@ -8,6 +8,7 @@ import {
   bytes32ToBankId,
   decodeRegistryRevert,
   describeSkipReason,
+  encodeSubmitBatch,
   registryErrorMessage,
   registryInterface,
   sequenceOf,
@@ -142,5 +143,27 @@ describe('decodeEvent', () => {
     ]);
     expect(decodeEvent(skipped)).toMatchObject({ kind: 'skipped', bankId: 'BANK-B', sequence: 4n, reason: 2 });
     expect(decodeEvent(logOf('AdminChanged', [member, member]))).toBeUndefined();
+  });
+});
+
+describe('submitBatch calldata', () => {
+  const record = (data: bigint) => ({ subject: hexlify(randomBytes(32)), eventId: hexlify(randomBytes(16)), data });
+  const byEthers = (records: ReturnType<typeof record>[]) =>
+    registryInterface.encodeFunctionData('submitBatch', [records]);
+
+  it("is ethers' ABI encoding, for no records, one, and a full batch of any data word", () => {
+    const edges = [0n, 1n, 0x7fn, 0x80n, 2n ** 255n, 2n ** 256n - 1n].map(record);
+    const full = Array.from({ length: 567 }, () => record(BigInt(hexlify(randomBytes(32)))));
+    for (const records of [[], edges.slice(0, 1), edges, full])
+      expect(encodeSubmitBatch(records)).toBe(byEthers(records));
+  });
+
+  it('refuses a record it cannot encode, naming the problem', () => {
+    expect(() => encodeSubmitBatch([record(-1n)])).toThrow('record data -1 is not a uint256');
+    expect(() => encodeSubmitBatch([record(2n ** 256n)])).toThrow('is not a uint256');
+    expect(() => encodeSubmitBatch([{ ...record(1n), subject: '0x1234' }])).toThrow(
+      '"0x1234" is not 32 bytes of 0x-prefixed hex'
+    );
+    expect(() => encodeSubmitBatch([{ ...record(1n), eventId: `0x${'zz'.repeat(16)}` }])).toThrow('16 bytes');
   });
 });
