@@ -193,8 +193,8 @@ export class Tracker {
 
   /**
    * When (ms since start) each bank's checkpoint first covered `block`: the write time of the first checkpoint read
-   * that covers it, not the time of the read (a poll waits behind the bench's own work, up to a second at a new
-   * block). Never early; late only when the checkpoint covered the block at an earlier write no poll saw.
+   * that covers it, not the time of the read (a poll waits behind the bench's own work and the stand-ins it hosts).
+   * Never early; late only when the checkpoint covered the block at an earlier write no poll saw.
    */
   projectedAt(block: number): number[] {
     const banks = this.env.stores.length;
