@@ -145,8 +145,6 @@ interface Run {
   unminedGas: number;
   /** Block hashes this run read, by number (several mined rows often share a block). */
   blockHashes: Map<number, Promise<string | undefined>>;
-  /** Reconciliation put records back in the pending index or claimed some: an early read of it is stale. */
-  pendingChanged: boolean;
 }
 
 /**
@@ -177,7 +175,6 @@ export async function runSubmit(deps: SubmitDeps): Promise<SubmitReport> {
     inFlight: 0,
     filling: 0,
   };
-  const pendingRead = readPendingEarly(deps, signer, nonces);
   const recent = await deps.batches.recent(signer, nonces.latest, RECENT_ROWS_LIMIT);
   const run: Run = {
     deps: withBudgetInBlock(deps, blockGasLimit),
@@ -192,7 +189,6 @@ export async function runSubmit(deps: SubmitDeps): Promise<SubmitReport> {
     newestBatchAt: Date.parse(recent.newest?.createdAt ?? '') || 0,
     unminedGas: 0,
     blockHashes: new Map(),
-    pendingChanged: false,
   };
   for (const row of recent.rows) {
     if (row.status === 'signed' || row.status === 'mined') await guarded(run, () => settle(run, row));
@@ -207,8 +203,7 @@ export async function runSubmit(deps: SubmitDeps): Promise<SubmitReport> {
           `not: the key signs outside ledger-bridge`
         : undefined;
   if (report.held) hold(run, report.held);
-  else await submitNew(run, plan, pendingRead);
-  gasPerRecordHint.set(signer, run.gasPerRecord);
+  else await submitNew(run, plan);
 
   deps.telemetry.metric(SUBMIT_METRICS.inFlight, report.inFlight);
   // Every second: a line only when the run changed something, so an idle bridge does not fill the logs.
@@ -386,7 +381,6 @@ async function bumpFeesIfStuck(run: Run, row: BatchRow): Promise<{ rawTx: string
 async function abandon(run: Run, row: BatchRow, reason: string): Promise<void> {
   const { deps } = run;
   const returned = await deps.outbox.returnToPending(row.eventIds, row.signer, row.nonce);
-  run.pendingChanged = true;
   Object.assign(row, { status: 'abandoned', lastError: reason });
   await deps.batches.update(row);
   run.report.abandoned++;
@@ -424,44 +418,16 @@ function withBudgetInBlock(deps: SubmitDeps, blockGasLimit: number): SubmitDeps 
   return { ...deps, config: { ...deps.config, submit: { ...submit, txGasBudget: blockGasLimit } } };
 }
 
-/** The gas per record each key's latest run measured, in this process: what sizes its next early pending read. */
-const gasPerRecordHint = new Map<string, number>();
-
-interface PendingRead {
-  limit: number;
-  records: Promise<PendingRecord[]>;
-}
-
-/**
- * Starts reading the pending index beside the batch log, not after it: at a burst's start both reads queue in
- * storage behind the ingest's writes, and in turn they cost a run's first batch 0.3–1.4 s. The size comes before the
- * log: the key's free slots by the chain's count of its unmined transactions, a batch each at the gas per record its
- * previous run measured (the worst case at first). When reconciliation then changes the index (a batch given up,
- * an unfinished claim finished), submitNew reads it again. Undefined when no slot is free.
- */
-function readPendingEarly(deps: SubmitDeps, signer: string, nonces: ChainNonces): PendingRead | undefined {
-  const slots = deps.config.submit.maxInFlight - (nonces.pending - nonces.latest);
-  if (slots <= 0) return undefined;
-  const limit = slots * recordsPerTransaction(deps.config, gasPerRecordHint.get(signer));
-  const records = deps.outbox.readPending(limit);
-  records.catch(() => undefined); // awaited in submitNew, which sees a failure; a run that ends before does not
-  return { limit, records };
-}
-
 /**
  * Rule 4: the gaps first (whatever the in-flight limit: every later nonce waits on them), then the batches that
  * waited above a gap again (pools drop what waits too long), then new batches in the free slots.
  */
-async function submitNew(run: Run, { gaps, live, next }: NoncePlan, early?: PendingRead): Promise<void> {
+async function submitNew(run: Run, { gaps, live, next }: NoncePlan): Promise<void> {
   const { deps, report } = run;
   const free = Math.max(0, deps.config.submit.maxInFlight - report.inFlight);
   if (gaps.length === 0 && free === 0) return;
   const perTx = (): number => recordsPerTransaction(deps.config, run.gasPerRecord);
-  const wanted = (gaps.length + free) * perTx();
-  let pending = early ? await early.records : [];
-  // Read again if reconciliation changed the index since, or the early read was too small and may have left some.
-  if (!early || run.pendingChanged || (wanted > early.limit && pending.length >= early.limit))
-    pending = await deps.outbox.readPending(wanted);
+  let pending = await deps.outbox.readPending((gaps.length + free) * perTx());
   let taken = 0;
   // A batch takes what fits of the next batch-worth of records (sized by the newest batch); the rest stay pending.
   const upcoming = (): PendingRecord[] => pending.slice(taken, taken + perTx());
@@ -603,7 +569,6 @@ async function newBatch(
 /** A row written before a crash, its records not (all) claimed: claim what is left, and never broadcast more. */
 async function finishClaim(run: Run, row: BatchRow): Promise<void> {
   const claimed = await run.deps.outbox.reclaim(row.eventIds, row.enqueuedAts, row.signer, row.nonce);
-  run.pendingChanged = true;
   if (claimed.length < row.eventIds.length) await resign(run, row, claimed);
   row.claimed = true;
   await run.deps.batches.update(row);

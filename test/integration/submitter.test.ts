@@ -48,29 +48,6 @@ describe('submitter on a 1 s block chain', () => {
     );
   });
 
-  it('reads the pending index beside the batch log, not after it, and loses nothing by reading early', async () => {
-    const ids = await acceptEvents(bed, 50);
-    const deps = bed.deps();
-    const { batches, outbox } = deps;
-    const steps: string[] = [];
-    const recent = batches.recent.bind(batches);
-    const readPending = outbox.readPending.bind(outbox);
-    batches.recent = async (...args) => {
-      steps.push('batch log asked');
-      const rows = await recent(...args);
-      steps.push('batch log read');
-      return rows;
-    };
-    outbox.readPending = (limit) => {
-      steps.push('pending index asked');
-      return readPending(limit);
-    };
-    await runSubmit(deps);
-    expect(steps.slice(0, 3)).toEqual(['pending index asked', 'batch log asked', 'batch log read']);
-    await drain(bed, bed.deps());
-    expectExactlyOnce(await chainView(bed), ids);
-  });
-
   it('never lets an older sequence overwrite a newer one', async () => {
     const subject = '0x' + randomBytes(32).toString('hex');
     const [newer] = await acceptEvents(bed, 1, subject, 5);
