@@ -432,7 +432,7 @@ async function submitNew(run: Run, { gaps, live, next }: NoncePlan): Promise<voi
   // A batch takes what fits of the next batch-worth of records (sized by the newest batch); the rest stay pending.
   const upcoming = (): PendingRecord[] => pending.slice(taken, taken + perTx());
   for (const gap of gaps) {
-    const used = await newBatch(run, gap.nonce, upcoming(), gap.row);
+    const used = await commitBatch(run, await prepareBatch(run, gap.nonce, upcoming(), gap.row));
     if (used === undefined) return;
     taken += used;
     report.gapsFilled++;
@@ -444,27 +444,56 @@ async function submitNew(run: Run, { gaps, live, next }: NoncePlan): Promise<voi
   }
   const waited = gaps.length ? live.filter((r) => r.status === 'signed' && r.nonce > gaps[0]!.nonce) : [];
   for (const row of waited) await guarded(run, () => broadcastRow(run, row));
-  for (let i = 0, nonce = next; i < free; i++, nonce++) {
+  // Each batch is read and signed while the one before it is written ahead, claimed and broadcast: those are
+  // round trips to storage, and signing is round trips to Key Vault and the chain; a run with several batches to
+  // send (a burst) would otherwise wait for them one after the other. Nothing is stored or sent out of nonce order.
+  let committing: Promise<number | undefined> = Promise.resolve(0);
+  let claiming = new Set<string>(); // the records of the batch being committed: a read may still find them pending
+  const readAgain = async (i: number): Promise<PendingRecord[]> => {
+    const fresh = await deps.outbox.readPending((free - i) * perTx() + claiming.size);
+    pending = fresh.filter((r) => !claiming.has(r.eventId));
+    taken = 0;
+    return upcoming();
+  };
+  const prepareNext = async (i: number, nonce: number): Promise<Prepared | undefined> => {
     let candidates = upcoming();
     if (candidates.length < perTx() && i > 0) {
-      // Records accepted while this run sent its batches (a burst still coming in) may fill the last one up.
+      // Records accepted while this run sent its batches (a burst still coming in) may fill the last one up:
+      // short of a whole batch while the one before is still being sent, read again once it is sent.
       const readAll = candidates.length === 0;
-      pending = await deps.outbox.readPending((free - i) * perTx());
-      taken = 0;
-      candidates = upcoming();
+      candidates = await readAgain(i);
+      if (candidates.length < perTx()) {
+        if ((await committing) === undefined) return undefined;
+        candidates = await readAgain(i);
+      }
       // Once the run has sent all it read, what came meanwhile goes now only as a full batch (the first records of
       // a burst, say): fewer are the next run's, a second away, rather than a transaction each run.
-      if (readAll && candidates.length < perTx()) return;
+      if (readAll && candidates.length < perTx()) return undefined;
     }
-    if (candidates.length === 0) return;
+    if (candidates.length === 0) return undefined;
     if (candidates.length < perTx() && waitsToFill(run, candidates)) {
       report.filling = pending.length - taken;
-      return;
+      return undefined;
     }
-    const used = await newBatch(run, nonce, candidates);
-    if (used === undefined) return;
-    taken += used;
+    const batch = await prepareBatch(run, nonce, candidates);
+    taken += batch.records.length;
+    return batch;
+  };
+  for (let i = 0, nonce = next; i < free; i++, nonce++) {
+    const [committed, batch] = await bothSettled(committing, prepareNext(i, nonce));
+    if (committed === undefined || batch === undefined) return; // a signature not committed is never stored or sent
+    claiming = new Set(batch.records.map((r) => r.eventId));
+    committing = commitBatch(run, batch);
   }
+  await committing;
+}
+
+/** Waits for both, so that neither is left running when the run ends; the first one's failure first. */
+async function bothSettled<A, B>(first: Promise<A>, second: Promise<B>): Promise<[A, B]> {
+  const [a, b] = await Promise.allSettled([first, second]);
+  if (a.status === 'rejected') throw a.reason;
+  if (b.status === 'rejected') throw b.reason;
+  return [a.value, b.value];
 }
 
 /**
@@ -503,19 +532,24 @@ function waitsToFill(run: Run, records: PendingRecord[]): boolean {
   return Date.now() - Math.max(oldest, run.newestBatchAt) < deps.config.submit.fillWaitSeconds * 1000;
 }
 
+/** A batch signed and not yet stored: its row, its transaction, its records, the given-up row it takes the place of. */
+interface Prepared {
+  row: BatchRow;
+  rawTx: string;
+  records: PendingRecord[];
+  replacing?: BatchRow;
+}
+
 /**
- * Signs what of `candidates` fits the gas budget (a filler transfer when there are none) at `nonce`, writes the
- * row ahead (a new row, or in place of a given-up one), claims the records, and broadcasts. Records another
- * submitter claimed meanwhile are left out by signing again before anything is broadcast. Returns how many of
- * `candidates` the batch took (the rest stay pending); undefined when another submitter holds the nonce.
+ * Signs what of `candidates` fits the gas budget (a filler transfer when there are none) at `nonce`: the batch's
+ * row, not yet written. The run's sizing and block-space figures count it from here on.
  */
-async function newBatch(
+async function prepareBatch(
   run: Run,
   nonce: number,
   candidates: PendingRecord[],
   replacing?: BatchRow
-): Promise<number | undefined> {
-  const { deps, report } = run;
+): Promise<Prepared> {
   const { rawTx, records, gasEstimate, gasLimit } = await sign(run, nonce, candidates, { fit: true });
   const row: BatchRow = {
     signer: run.signer,
@@ -526,16 +560,27 @@ async function newBatch(
     rawTx,
     gasEstimate,
     gasLimit,
-    txHashes: [],
+    txHashes: [transactionHash(rawTx)],
     claimed: false,
     createdAt: new Date().toISOString(),
     createdBlock: run.nonces.head,
     broadcasts: 0,
     feeBumps: 0,
   };
-  row.txHashes.push(transactionHash(rawTx));
   run.gasPerRecord = measuredGasPerRecord(row); // the next batch, sized by this one
   run.newestBatchAt = Date.parse(row.createdAt);
+  run.unminedGas += gasLimitOf(row, run.deps.config);
+  return { row, rawTx, records, replacing };
+}
+
+/**
+ * Writes a signed batch's row ahead (a new row, or in place of a given-up one), claims its records, and
+ * broadcasts. Records another submitter claimed meanwhile are left out by signing again before anything is
+ * broadcast. Returns how many records the batch took of those it was given (the rest stay pending); undefined
+ * when another submitter holds the nonce.
+ */
+async function commitBatch(run: Run, { row, rawTx, records, replacing }: Prepared): Promise<number | undefined> {
+  const { deps, report } = run;
   deps.crashPoints?.afterSign?.();
   if (replacing) {
     row.etag = replacing.etag;
@@ -547,11 +592,11 @@ async function newBatch(
     }
   } else if (!(await deps.batches.create(row))) {
     // Another submitter holds this nonce; our signed transaction was never broadcast, so dropping it is safe.
-    deps.log?.(`submit: nonce ${nonce} is taken by another submitter; stopping this run`);
+    deps.log?.(`submit: nonce ${row.nonce} is taken by another submitter; stopping this run`);
     return undefined;
   }
   deps.crashPoints?.afterWriteAhead?.();
-  const claimed = await deps.outbox.claim(records, run.signer, nonce);
+  const claimed = await deps.outbox.claim(records, run.signer, row.nonce);
   deps.crashPoints?.afterClaim?.();
   const sent = claimed.length < records.length ? await resign(run, row, claimed) : rawTx;
   row.claimed = true;
@@ -560,7 +605,6 @@ async function newBatch(
   report.newBatches++;
   report.newRecords += claimed.length;
   report.inFlight++;
-  run.unminedGas += gasLimitOf(row, deps.config);
   deps.telemetry.metric(SUBMIT_METRICS.batches, 1);
   deps.telemetry.metric(SUBMIT_METRICS.recordsPerTx, claimed.length);
   return records.length;

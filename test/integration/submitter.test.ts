@@ -298,6 +298,51 @@ describe('submitter batch sizes', () => {
       expect(tx.gasLimit).toBeLessThanOrEqual(BigInt(budget));
     }
   });
+
+  it("signs each of a run's batches while the one before is written ahead, claimed and broadcast, in nonce order", async () => {
+    // More than the run's four batches take: each is a whole one, and none waits for a read after the one before.
+    const ids = await acceptEvents(bed, 5 * recordsPerTransaction(bed.config));
+    const steps: string[] = [];
+    const step = (name: string, nonce: unknown): number => steps.push(`${name} ${Number(nonce)}`);
+    const deps = bed.deps({
+      signer: {
+        getAddress: () => bed.signer.getAddress(),
+        signTransaction: (tx) => (step('sign', tx.nonce), bed.signer.signTransaction(tx)),
+      },
+    });
+    const create = deps.batches.create.bind(deps.batches);
+    deps.batches.create = (row) => (step('write', row.nonce), create(row));
+    const claim = deps.outbox.claim.bind(deps.outbox);
+    deps.outbox.claim = async (records, signer, nonce) => {
+      await sleep(300); // a slow claim: the next batch is signed meanwhile
+      const claimed = await claim(records, signer, nonce);
+      step('claimed', nonce);
+      return claimed;
+    };
+    for (const provider of deps.chain.providers) {
+      const send = provider.send.bind(provider);
+      provider.send = (method, params: unknown[]) => {
+        if (method === 'eth_sendRawTransaction') step('broadcast', Transaction.from(params[0] as string).nonce);
+        return send(method, params);
+      };
+    }
+
+    const report = await runSubmit(deps);
+    expect(report.newBatches).toBe(bed.config.submit.maxInFlight);
+    const nonces = [...new Set(steps.filter((s) => s.startsWith('write')).map((s) => Number(s.split(' ')[1])))];
+    expect(nonces).toHaveLength(report.newBatches);
+    const at = (name: string, nonce: number): number => steps.indexOf(`${name} ${nonce}`);
+    for (const [i, nonce] of nonces.entries()) {
+      expect(at('write', nonce)).toBeLessThan(at('claimed', nonce));
+      expect(at('claimed', nonce)).toBeLessThan(at('broadcast', nonce));
+      if (i === 0) continue;
+      // Signed while the batch before it was being claimed; written only once that one was broadcast.
+      expect(at('sign', nonce)).toBeLessThan(at('claimed', nonces[i - 1]!));
+      expect(at('write', nonce)).toBeGreaterThan(at('broadcast', nonces[i - 1]!));
+    }
+    await drain(bed, bed.deps());
+    expectExactlyOnce(await chainView(bed), ids);
+  });
 });
 
 describe('submitter on a chain whose blocks hold less than SUBMIT_TX_GAS_BUDGET', () => {
