@@ -1,17 +1,16 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
-import { NonceManager, Wallet, hexlify, randomBytes, toQuantity, type JsonRpcProvider } from 'ethers';
+import { NonceManager, Wallet, hexlify, randomBytes, type JsonRpcProvider } from 'ethers';
 import { randomUUID } from 'node:crypto';
 import { spawnFunctionHost, type RunningHost } from '../local/host/spawn';
 import { EventPublisher } from '../local/publish-events';
 import { deployConsortium } from '../local/stack/consortium';
 import { bankSettings, startStack, type Stack } from '../local/stack/stack';
-import { connectRegistry, registryInterface, type RegistryRecord } from '../shared/chain/registry';
+import { connectRegistry, type RegistryRecord } from '../shared/chain/registry';
 import type { CreditUpdate } from '../shared/domain/credit-update';
 import { eventIdToBytes16 } from '../shared/domain/event-id';
 import { Chain } from '../shared/chain/provider';
-import { parseLogs } from '../shared/chain/rpc-answers';
-import { decodeEvent } from '../shared/watch/events';
+import { decodeEvent, readRegistryLogs } from '../shared/watch/events';
 import { encodeRecord } from '../shared/domain/record-codec';
 import { sampleCreditUpdates } from '../local/sample-events';
 import { TableStore } from '../shared/storage/tables';
@@ -121,10 +120,6 @@ export interface Sample {
   head: number;
 }
 
-const RECORD_TOPICS = ['CreditRecordUpdated', 'CreditRecordSkipped'].map(
-  (name) => registryInterface.getEvent(name)!.topicHash
-);
-
 export class Tracker {
   readonly blockOf = new Map<string, number>();
   readonly txOf = new Map<string, string>();
@@ -151,15 +146,15 @@ export class Tracker {
     const head = await provider.getBlockNumber();
     const t = Date.now() - this.started;
     if (head >= this.nextBlock) {
-      // Read raw and decoded as the watcher does, not through ethers' getLogs and parseLog: a full block's ~1,100
-      // logs took the bench's event loop up to a second, and the stand-ins that share it (Key Vault, the Service
-      // Bus namespaces, the table counter) stood still meanwhile.
-      const address = stack.info.chain.registryAddress;
-      const range = { address, from: this.nextBlock, to: head };
-      const answer: unknown = await provider.send('eth_getLogs', [
-        { address, topics: [RECORD_TOPICS], fromBlock: toQuantity(range.from), toBlock: toQuantity(range.to) },
-      ]);
-      for (const event of parseLogs(answer, range).map(decodeEvent)) {
+      // Read and decoded as the watcher does, not through ethers' getLogs and parseLog: a full block's ~1,100 logs
+      // took the bench's event loop up to a second, and the stand-ins that share it (Key Vault, the Service Bus
+      // namespaces, the table counter) stood still meanwhile.
+      const logs = await readRegistryLogs(provider, {
+        address: stack.info.chain.registryAddress,
+        from: this.nextBlock,
+        to: head,
+      });
+      for (const event of logs.map(decodeEvent)) {
         if (event?.kind !== 'updated' && event?.kind !== 'skipped') continue;
         if (!this.sentAt.has(event.eventId)) continue;
         if (event.kind === 'updated') {

@@ -1,7 +1,7 @@
-import { getAddress } from 'ethers';
+import { getAddress, toQuantity, type JsonRpcProvider } from 'ethers';
 import { bytes32ToBankId, registryInterface } from '../chain/registry';
 import { bytes16ToEventId } from '../domain/event-id';
-import type { ChainLog } from '../chain/rpc-answers';
+import { parseLogs, type ChainLog } from '../chain/rpc-answers';
 
 /** Where a log sits on chain: its identity and the provenance every projected row carries. */
 export interface LogPosition {
@@ -39,6 +39,16 @@ const EVENTS_BY_TOPIC = new Map(
 
 /** topic0 of the events the projections need (one OR-ed topic filter for eth_getLogs). */
 export const WATCHED_TOPICS: string[] = [...EVENTS_BY_TOPIC.keys()];
+
+/** The registry's logs of the watched events in blocks [from, to]: one eth_getLogs, read raw and checked. */
+export async function readRegistryLogs(
+  provider: JsonRpcProvider,
+  asked: { address: string; from: number; to: number }
+): Promise<ChainLog[]> {
+  const { address, from, to } = asked;
+  const filter = { address, topics: [WATCHED_TOPICS], fromBlock: toQuantity(from), toBlock: toQuantity(to) };
+  return parseLogs(await provider.send('eth_getLogs', [filter]), asked);
+}
 
 /**
  * A bank id as the chain holds it. Ids outside the naming rule (the admin registered something odd) are kept as

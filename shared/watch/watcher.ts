@@ -1,10 +1,10 @@
-import { toQuantity, type Block } from 'ethers';
+import type { Block } from 'ethers';
 import type { Chain } from '../chain/provider';
 import type { Config } from '../config';
 import type { TableStore } from '../storage/tables';
 import type { Telemetry } from '../telemetry';
-import { parseLogs, type ChainLog } from '../chain/rpc-answers';
-import { decodeEvent, WATCHED_TOPICS, type RegistryEvent } from './events';
+import type { ChainLog } from '../chain/rpc-answers';
+import { decodeEvent, readRegistryLogs, type RegistryEvent } from './events';
 import { isRangeRefusal, LogRangeSizer } from './log-range';
 import { Projector } from './projection';
 import {
@@ -386,15 +386,9 @@ export class Watcher {
     return headers.every((h) => h !== undefined) ? headers : [];
   }
 
-  private async logs(from: number, to: number): Promise<ChainLog[]> {
-    const filter = {
-      address: this.settings.registryAddress,
-      topics: [WATCHED_TOPICS],
-      fromBlock: toQuantity(from),
-      toBlock: toQuantity(to),
-    };
-    const answer: unknown = await this.deps.chain.read((p) => p.send('eth_getLogs', [filter]));
-    return parseLogs(answer, { address: this.settings.registryAddress, from, to });
+  private logs(from: number, to: number): Promise<ChainLog[]> {
+    const asked = { address: this.settings.registryAddress, from, to };
+    return this.deps.chain.read((p) => readRegistryLogs(p, asked));
   }
 }
 
