@@ -42,9 +42,15 @@ export function redactUrlsIn(text: string): string {
     .replace(CONNECTION_STRING_KEY, (_, name: string) => `${name}=${MASK}`);
 }
 
-/** An error's message, safe to log or store: every URL and connection-string key in it redacted. */
+/** An error's message, safe to log or store: short, every URL and connection-string key in it redacted. */
 export function errorMessage(err: unknown): string {
-  return redactUrlsIn(err instanceof Error ? err.message : String(err));
+  if (!(err instanceof Error)) return redactUrlsIn(String(err));
+  // An ethers error's `message` quotes the whole request: a batch's transaction runs to hundreds of KB and holds
+  // credit records. Its short message and the node's own answer say what went wrong.
+  const { shortMessage, info } = err as { shortMessage?: unknown; info?: { error?: { message?: unknown } } };
+  if (typeof shortMessage !== 'string') return redactUrlsIn(err.message);
+  const answer = info?.error?.message;
+  return redactUrlsIn(typeof answer === 'string' ? `${shortMessage} (${answer})` : shortMessage);
 }
 
 /** `user:password@host:port` → `***@host:port`. */

@@ -1,7 +1,7 @@
 import { isError, type JsonRpcProvider } from 'ethers';
 import { isTransient, type Chain } from '../chain/provider';
 import { parseMinedTx, type MinedTx } from '../chain/rpc-answers';
-import { redactUrl, redactUrlsIn } from '../redact';
+import { errorMessage, redactUrl } from '../redact';
 
 /** A broadcast every endpoint refused, for the row's lastError and the failure metric. */
 export interface BroadcastFailure {
@@ -25,7 +25,7 @@ export async function broadcast(chain: Chain, raw: string, hash: string): Promis
       if (isError(err, 'NONCE_EXPIRED') || isError(err, 'REPLACEMENT_UNDERPRICED')) return undefined;
       if (await knows(provider, hash)) return undefined;
       // Stored as the row's lastError and logged: the endpoint's credentials must not go with it.
-      const message = `${redactUrl(provider._getConnection().url)}: ${redactUrlsIn(shortMessage(err))}`;
+      const message = `${redactUrl(provider._getConnection().url)}: ${errorMessage(err)}`;
       // Every node will say the same until the signer is funded.
       if (isError(err, 'INSUFFICIENT_FUNDS')) return { kind: 'insufficient-funds', message };
       failure = { kind: isTransient(err) ? 'unreachable' : 'rejected', message };
@@ -64,8 +64,4 @@ export async function findReceipt(chain: Chain, hashes: string[], everywhere = f
  */
 async function minedTx(provider: JsonRpcProvider, hash: string): Promise<MinedTx | null> {
   return parseMinedTx(await provider.send('eth_getTransactionReceipt', [hash]), hash);
-}
-
-export function shortMessage(err: unknown): string {
-  return (err as { shortMessage?: string }).shortMessage ?? (err as Error).message ?? String(err);
 }

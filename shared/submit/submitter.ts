@@ -1,5 +1,5 @@
 import { keccak256, Transaction, type TransactionRequest } from 'ethers';
-import { encodeSubmitBatch, registryErrorMessage } from '../chain/registry';
+import { decodeRegistryRevert, encodeSubmitBatch, registryErrorMessage } from '../chain/registry';
 import type { Chain } from '../chain/provider';
 import type { Config } from '../config';
 import { eventIdToBytes16 } from '../domain/event-id';
@@ -674,6 +674,12 @@ async function sign(run: Run, nonce: number, records: PendingRecord[], { fit }: 
     try {
       estimate = Number(await deps.chain.read((p) => p.estimateGas({ from: signer, to, data })));
     } catch (err) {
+      // Sized at a cheaper kind of record (updates) than it holds, a batch on a budget of a whole block can need more
+      // gas than a block holds, which the node cannot estimate: cut to the worst case, which always fits, and retry.
+      if (fit && records.length > worstCase && !decodeRegistryRevert(err)) {
+        records = records.slice(0, worstCase);
+        continue;
+      }
       // A revert here (not a member, a removed key) will not get better by sending: say so clearly.
       throw new Error(`submit: the batch would fail: ${registryErrorMessage(err)}`);
     }

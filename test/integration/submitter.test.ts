@@ -375,6 +375,30 @@ describe('submitter on a chain whose blocks hold less than SUBMIT_TX_GAS_BUDGET'
       await bed.stop();
     }
   });
+
+  it('cuts a batch that new subjects after updates would make too large to estimate on a block-sized budget', async () => {
+    // The budget is the whole block (the default 15M cut to these 4M blocks). After a run of updates (~8.9k gas a
+    // record) the next batch is sized for as many again; new subjects (~26.1k) make it need more gas than a block
+    // holds, and the node cannot estimate it at all: the run must cut it, not stop on it every second.
+    const bed = await testBed({ blockTimeSeconds: 0, gasLimit: 4_000_000 });
+    try {
+      const lines: string[] = [];
+      const deps = bed.deps({ log: (line) => lines.push(line) });
+      const drainAll = (): Promise<void> =>
+        drain(bed, { ...deps, config: { ...bed.config, submit: { ...bed.config.submit, fillWaitSeconds: 0 } } });
+      const subjects = Array.from({ length: 300 }, () => '0x' + randomBytes(32).toString('hex'));
+      const created = await acceptEvents(bed, subjects.length, subjects, 1);
+      await drainAll();
+      const updated = await acceptEvents(bed, subjects.length, subjects, 2);
+      await drainAll();
+      const createdAfter = await acceptEvents(bed, 300);
+      await drainAll();
+      expectExactlyOnce(await chainView(bed), [...created, ...updated, ...createdAfter]);
+      expect(lines.filter((l) => l.includes('would fail'))).toEqual([]);
+    } finally {
+      await bed.stop();
+    }
+  });
 });
 
 describe('submitter at a full block', () => {

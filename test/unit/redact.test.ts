@@ -1,3 +1,4 @@
+import { makeError } from 'ethers';
 import { MASK, errorMessage, redactUrl, redactUrlsIn } from '../../shared/redact';
 import { endpointRequest } from '../../shared/chain/provider';
 
@@ -84,6 +85,22 @@ describe('errorMessage', () => {
   it('is the redacted message of an error or of anything thrown', () => {
     expect(errorMessage(new Error('GET https://u:p@x.example/ failed'))).toBe(`GET https://${MASK}@x.example/ failed`);
     expect(errorMessage('https://x.example/?token=t')).toBe(`https://x.example/?token=${MASK}`);
+  });
+
+  it("is an ethers error's short message and the node's answer, without the request it quotes", () => {
+    const data = '0x' + 'ab'.repeat(50_000); // a batch's calldata: credit records
+    const err = makeError('missing revert data', 'CALL_EXCEPTION', {
+      action: 'estimateGas',
+      data: null,
+      reason: null,
+      transaction: { data },
+      invocation: null,
+      revert: null,
+      info: { error: { code: -32003, message: 'Out of gas: gas required exceeds allowance: 4000000' } },
+    });
+    expect(err.message).toContain(data);
+    expect(errorMessage(err)).toBe('missing revert data (Out of gas: gas required exceeds allowance: 4000000)');
+    expect(errorMessage(makeError('request timeout', 'TIMEOUT', { operation: 'x' }))).toBe('request timeout');
   });
 });
 
