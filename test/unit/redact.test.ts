@@ -93,14 +93,15 @@ describe('errorMessage', () => {
       action: 'estimateGas',
       data: null,
       reason: null,
-      transaction: { data },
+      transaction: { to: null, data },
       invocation: null,
       revert: null,
       info: { error: { code: -32003, message: 'Out of gas: gas required exceeds allowance: 4000000' } },
     });
     expect(err.message).toContain(data);
     expect(errorMessage(err)).toBe('missing revert data (Out of gas: gas required exceeds allowance: 4000000)');
-    expect(errorMessage(makeError('request timeout', 'TIMEOUT', { operation: 'x' }))).toBe('request timeout');
+    const timeout = makeError('request timeout', 'TIMEOUT', { operation: 'send', reason: 'timeout' });
+    expect(errorMessage(timeout)).toBe('request timeout');
   });
 });
 
