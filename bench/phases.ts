@@ -338,7 +338,8 @@ export async function runPhase(
     const sample = await tracker.poll();
     sorted = [...tracker.blockOf.values()].sort((a, b) => a - b);
     const projected = tracker.projectedCount(sorted, sample.checkpoints);
-    const key = `${tracker.onChain}/${sample.checkpoints.join(',')}/${sentAt.size}`;
+    // Records, not checkpoints: a watcher's checkpoint moves with every empty block while records are stuck.
+    const key = `${tracker.onChain}/${projected}/${sentAt.size}`;
     if (key !== lastKey || driving) [lastKey, lastMove] = [key, Date.now()];
     const secs = sample.t / 1000;
     progress.update(
