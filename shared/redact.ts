@@ -53,6 +53,21 @@ export function errorMessage(err: unknown): string {
   return redactUrlsIn(typeof answer === 'string' ? `${shortMessage} (${answer})` : shortMessage);
 }
 
+/**
+ * A copy of the error to send as telemetry (the original may be rethrown or inspected): its message as
+ * errorMessage gives it, and its stack redacted with that message in place of the one it opens with.
+ */
+export function redactedError(error: Error): Error {
+  const copy = new Error(errorMessage(error));
+  copy.name = error.name;
+  const opening = `${error.name}: ${error.message}`;
+  const stack = error.stack?.startsWith(opening)
+    ? `${copy.name}: ${copy.message}${error.stack.slice(opening.length)}`
+    : error.stack;
+  copy.stack = stack && redactUrlsIn(stack);
+  return copy;
+}
+
 /** `user:password@host:port` → `***@host:port`. */
 function redactAuthority(authority: string): string {
   const at = authority.lastIndexOf('@');

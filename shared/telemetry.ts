@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { TelemetryClient } from 'applicationinsights';
 import type { TokenCredential } from '@azure/core-auth';
-import { redactUrlsIn } from './redact';
+import { redactedError, redactUrlsIn } from './redact';
 
 export type TelemetryKind = 'metric' | 'event' | 'availability';
 
@@ -119,14 +119,6 @@ export function createTelemetry(options: TelemetryOptions): Telemetry {
 
 function redacted(properties: Record<string, string> | undefined): Record<string, string> | undefined {
   return properties && Object.fromEntries(Object.entries(properties).map(([k, v]) => [k, redactUrlsIn(v)]));
-}
-
-/** A copy of the error with its message and stack redacted (the original may be rethrown or inspected). */
-function redactedError(error: Error): Error {
-  const copy = new Error(redactUrlsIn(error.message));
-  copy.name = error.name;
-  copy.stack = error.stack && redactUrlsIn(error.stack);
-  return copy;
 }
 
 function droppingTelemetry(logger: TelemetryLogger, roleName: string): Telemetry {

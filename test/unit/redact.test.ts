@@ -1,5 +1,5 @@
 import { makeError } from 'ethers';
-import { MASK, errorMessage, redactUrl, redactUrlsIn } from '../../shared/redact';
+import { MASK, errorMessage, redactedError, redactUrl, redactUrlsIn } from '../../shared/redact';
 import { endpointRequest } from '../../shared/chain/provider';
 
 describe('redactUrl', () => {
@@ -102,6 +102,28 @@ describe('errorMessage', () => {
     expect(errorMessage(err)).toBe('missing revert data (Out of gas: gas required exceeds allowance: 4000000)');
     const timeout = makeError('request timeout', 'TIMEOUT', { operation: 'send', reason: 'timeout' });
     expect(errorMessage(timeout)).toBe('request timeout');
+  });
+});
+
+describe('redactedError', () => {
+  it('is a copy with the short, redacted message, in its stack too, and leaves the original as it is', () => {
+    const data = '0x' + 'ab'.repeat(50_000);
+    const err = makeError('missing revert data', 'CALL_EXCEPTION', {
+      action: 'estimateGas',
+      data: null,
+      reason: null,
+      transaction: { to: null, data },
+      invocation: null,
+      revert: null,
+      info: { error: { code: -32003, message: 'out of gas at https://u:p@rpc.example/' } },
+    });
+    const copy = redactedError(err);
+    expect(copy.name).toBe(err.name);
+    expect(copy.message).toBe(`missing revert data (out of gas at https://${MASK}@rpc.example/)`);
+    expect(copy.stack!.startsWith(`Error: ${copy.message}\n`)).toBe(true);
+    expect(copy.stack).not.toContain(data);
+    expect(copy.stack).toContain('redact.test');
+    expect(err.message).toContain(data);
   });
 });
 
