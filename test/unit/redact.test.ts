@@ -81,6 +81,20 @@ describe('redactUrlsIn', () => {
   });
 });
 
+/** A batch's calldata (credit records), quoted whole in the message of an ethers error about its request. */
+const data = '0x' + 'ab'.repeat(50_000);
+/** eth_estimateGas failing as ethers reports it, with the node's answer `answer`. */
+const failedEstimate = (answer: string): Error =>
+  makeError('missing revert data', 'CALL_EXCEPTION', {
+    action: 'estimateGas',
+    data: null,
+    reason: null,
+    transaction: { to: null, data },
+    invocation: null,
+    revert: null,
+    info: { error: { code: -32003, message: answer } },
+  });
+
 describe('errorMessage', () => {
   it('is the redacted message of an error or of anything thrown', () => {
     expect(errorMessage(new Error('GET https://u:p@x.example/ failed'))).toBe(`GET https://${MASK}@x.example/ failed`);
@@ -88,16 +102,7 @@ describe('errorMessage', () => {
   });
 
   it("is an ethers error's short message and the node's answer, without the request it quotes", () => {
-    const data = '0x' + 'ab'.repeat(50_000); // a batch's calldata: credit records
-    const err = makeError('missing revert data', 'CALL_EXCEPTION', {
-      action: 'estimateGas',
-      data: null,
-      reason: null,
-      transaction: { to: null, data },
-      invocation: null,
-      revert: null,
-      info: { error: { code: -32003, message: 'Out of gas: gas required exceeds allowance: 4000000' } },
-    });
+    const err = failedEstimate('Out of gas: gas required exceeds allowance: 4000000');
     expect(err.message).toContain(data);
     expect(errorMessage(err)).toBe('missing revert data (Out of gas: gas required exceeds allowance: 4000000)');
     const timeout = makeError('request timeout', 'TIMEOUT', { operation: 'send', reason: 'timeout' });
@@ -107,16 +112,7 @@ describe('errorMessage', () => {
 
 describe('redactedError', () => {
   it('is a copy with the short, redacted message, in its stack too, and leaves the original as it is', () => {
-    const data = '0x' + 'ab'.repeat(50_000);
-    const err = makeError('missing revert data', 'CALL_EXCEPTION', {
-      action: 'estimateGas',
-      data: null,
-      reason: null,
-      transaction: { to: null, data },
-      invocation: null,
-      revert: null,
-      info: { error: { code: -32003, message: 'out of gas at https://u:p@rpc.example/' } },
-    });
+    const err = failedEstimate('out of gas at https://u:p@rpc.example/');
     const copy = redactedError(err);
     expect(copy.name).toBe(err.name);
     expect(copy.message).toBe(`missing revert data (out of gas at https://${MASK}@rpc.example/)`);
