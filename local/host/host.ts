@@ -138,9 +138,12 @@ export class FunctionHost {
       } catch (err) {
         error = err;
       }
-      await this.api.runHooks('postInvocation', { invocationContext: context, inputs, result, error, hookData });
-      if (error !== undefined) throw error instanceof Error ? error : new Error(inspect(error));
-      return model.getResponse(context, result);
+      // As the Azure worker does, the hooks may change the result or the error (the app shortens its failures there).
+      const after = { invocationContext: context, inputs, result, error, hookData };
+      await this.api.runHooks('postInvocation', after);
+      if (after.error !== undefined && after.error !== null)
+        throw after.error instanceof Error ? after.error : new Error(inspect(after.error));
+      return model.getResponse(context, after.result);
     })();
     this.running.add(work);
     try {

@@ -134,6 +134,27 @@ describe('no secret in logs, tables, telemetry or on chain', () => {
     expect(fallback.counts.failed).toBeGreaterThan(0);
   });
 
+  it('fails a function with the short error the chain client gives, not the request it quotes', async () => {
+    const before = logs.length;
+    for (const proxy of [primary, fallback]) proxy.refusing.add('eth_call');
+    try {
+      const ref = subjectRef(Buffer.from(pseudonymizationKey, 'hex'), events[0]!.subject);
+      const code = `code=${encodeURIComponent(host.functionKey)}`;
+      expect((await fetch(`${host.url}/api/credit-records/${ref}?verify=true&${code}`)).status).toBe(500);
+    } finally {
+      for (const proxy of [primary, fallback]) proxy.refusing.clear();
+    }
+    const failure = await eventually(
+      () => logs.slice(before).find((l) => l.includes('verify=***') && l.includes(' failed: ')),
+      (line) => line !== undefined,
+      'the failed verification in the host log'
+    );
+    // ethers quotes the call (its calldata: the subject ref and the registry) in its message; the app's
+    // postInvocation hook leaves the host its short message and the node's answer.
+    expect(failure).toMatch(/ failed: missing revert data \(execution refused\)$/);
+    expect(logs.filter((l) => l.includes('transaction=') || l.includes('payload='))).toEqual([]);
+  });
+
   it('leaves none of the planted values in a log, a table, telemetry, the command line or the chain', async () => {
     const commandLine = readFileSync(`/proc/${host.process.child.pid}/cmdline`, 'utf8').split('\0').join(' ');
     await host.stop();

@@ -4,7 +4,8 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 /**
  * A JSON-RPC endpoint behind credentials, as hosted providers offer them: basic auth (userinfo), a project key in
  * the path (`/v3/<key>`) and a token in the query, all random per proxy, in front of the local chain. Methods in
- * `failing` answer HTTP 500, so a test can make the app's calls fail and see where the error text goes.
+ * `failing` answer HTTP 500 and those in `refusing` a JSON-RPC error (as a node refuses a call), so a test can make
+ * the app's calls fail and see where the error text goes.
  */
 export interface RpcProxy {
   /** The endpoint as a bank would configure it, credentials included. */
@@ -12,6 +13,8 @@ export interface RpcProxy {
   /** Every credential in `url`, and the Basic header value a client derives from the userinfo. */
   secrets: string[];
   failing: Set<string>;
+  /** Methods answered with the JSON-RPC error `{ code: -32000, message: 'execution refused' }`. */
+  refusing: Set<string>;
   counts: { forwarded: number; failed: number; refused: number };
   /** Calls forwarded, per JSON-RPC method. */
   methods: Map<string, number>;
@@ -25,6 +28,7 @@ export async function startRpcProxy(target: string): Promise<RpcProxy> {
   const queryToken = randomBytes(12).toString('base64url');
   const basic = `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
   const failing = new Set<string>();
+  const refusing = new Set<string>();
   const counts = { forwarded: 0, failed: 0, refused: 0 };
   const methods = new Map<string, number>();
 
@@ -46,10 +50,19 @@ export async function startRpcProxy(target: string): Promise<RpcProxy> {
       res.writeHead(401).end();
       return;
     }
-    const calls = [JSON.parse(body.toString('utf8')) as unknown].flat() as { method?: string }[];
+    const parsed = JSON.parse(body.toString('utf8')) as unknown;
+    const calls = [parsed].flat() as { method?: string; id?: unknown }[];
     if (calls.some((c) => c.method !== undefined && failing.has(c.method))) {
       counts.failed++;
       res.writeHead(500, { 'content-type': 'text/plain' }).end('upstream unavailable');
+      return;
+    }
+    if (calls.some((c) => c.method !== undefined && refusing.has(c.method))) {
+      counts.failed++;
+      const error = { code: -32000, message: 'execution refused' };
+      const answers = calls.map(({ id }) => ({ jsonrpc: '2.0', id, error }));
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(Array.isArray(parsed) ? answers : answers[0]));
       return;
     }
     counts.forwarded++;
@@ -70,6 +83,7 @@ export async function startRpcProxy(target: string): Promise<RpcProxy> {
     url: `http://${user}:${password}@127.0.0.1:${port}/v3/${pathKey}?apikey=${queryToken}`,
     secrets: [user, password, pathKey, queryToken, basic.slice('Basic '.length)],
     failing,
+    refusing,
     counts,
     methods,
     stop: () =>
