@@ -316,7 +316,7 @@ export async function runPhase(
   const fromBlock = (await env.provider.getBlockNumber()) + 1;
   const tracker = new Tracker(env, sentAt, ownerOf, fromBlock);
   const signsBefore = env.stack.keyVault.stats.signCalls;
-  const tablesBefore = env.counter?.snapshot();
+  const tablesBefore = await env.counter?.snapshot();
   const procBefore = processes(env);
   const machineBefore = machineCpu();
   const publish: Publish = async (events, ownerIndex) => {
@@ -460,7 +460,7 @@ export async function runPhase(
         3
       );
   }
-  const tablesAfter = env.counter?.snapshot();
+  const tablesAfter = await env.counter?.snapshot();
   return {
     name,
     events: sentAt.size,

@@ -55,18 +55,18 @@ describe('credit ledger (Azurite)', () => {
 
   it('writes a bucket as few transactions, history and current rows together, and a replay writes nothing', async () => {
     const list = updates(subjects('ab', 5), 120);
-    const before = counter.snapshot();
+    const before = await counter.snapshot();
     await new CreditLedger(tables).apply(list);
-    const used = diffCounts(counter.snapshot(), before);
+    const used = diffCounts(await counter.snapshot(), before);
     // One read of the missing watermark, then 120 updates in transactions of 49: 3 writes for 240 rows.
     expect(used.writesByTable[TABLES.creditLedger]).toBe(3);
     expect(used.requestsByTable[TABLES.creditLedger]).toBe(4);
     expect(await rows('record')).toEqual(newest(list));
     expect((await rows('history')).size).toBe(120);
 
-    const replay = counter.snapshot();
+    const replay = await counter.snapshot();
     await new CreditLedger(tables).apply(list);
-    expect(diffCounts(counter.snapshot(), replay).writesByTable[TABLES.creditLedger] ?? 0).toBe(0);
+    expect(diffCounts(await counter.snapshot(), replay).writesByTable[TABLES.creditLedger] ?? 0).toBe(0);
   });
 
   it('never lets a writer with a stale view overwrite a newer record: it re-reads the watermark and skips', async () => {
@@ -118,9 +118,9 @@ describe('credit ledger (Azurite)', () => {
     const [subject, neighbour] = subjects('7f', 2);
     const list = updates([subject!, neighbour!], 8);
     await new CreditLedger(tables).apply(list);
-    const before = counter.snapshot();
+    const before = await counter.snapshot();
     const all = await new CreditLedger(tables).subject(subject!, { history: true });
-    expect(diffCounts(counter.snapshot(), before).requestsByTable[TABLES.creditLedger]).toBe(1);
+    expect(diffCounts(await counter.snapshot(), before).requestsByTable[TABLES.creditLedger]).toBe(1);
     expect(all.filter((r) => r.kind === 'record').map((r) => r.bankId)).toEqual(['BANK-A', 'BANK-B']);
     const history = all.filter((r) => r.kind === 'history').map((r) => r.eventId);
     expect(history).toEqual(['e6', 'e4', 'e2', 'e0']);

@@ -47,10 +47,10 @@ describe('table requests per record (one bank, counting proxy)', () => {
         rows++;
       return rows;
     };
-    const before = counter.snapshot();
+    const before = await counter.snapshot();
     await publisher.publish(sampleCreditUpdates({ bankId: 'BANK-A', count: EVENTS }));
     await eventually(projected, (n) => n === EVENTS, 'every event projected', 90_000);
-    const used = diffCounts(counter.snapshot(), before);
+    const used = diffCounts(await counter.snapshot(), before);
     const perRecord = (n: number | undefined): number => Math.round((100 * (n ?? 0)) / EVENTS) / 100;
     const sum = (counts: Record<string, number>): number => Object.values(counts).reduce((a, b) => a + b, 0);
     const figures = {
