@@ -141,8 +141,7 @@ export class FunctionHost {
       // As the Azure worker does, the hooks may change the result or the error (the app shortens its failures there).
       const after = { invocationContext: context, inputs, result, error, hookData };
       await this.api.runHooks('postInvocation', after);
-      if (after.error !== undefined && after.error !== null)
-        throw after.error instanceof Error ? after.error : new Error(inspect(after.error));
+      if (after.error !== undefined) throw after.error instanceof Error ? after.error : new Error(inspect(after.error));
       return model.getResponse(context, after.result);
     })();
     this.running.add(work);
