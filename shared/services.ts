@@ -19,6 +19,7 @@ import { TableStore } from './storage/tables';
 import { readWriteSideHealth } from './submit/reconcile';
 import { runSubmit, type SubmitReport } from './submit/submitter';
 import { createTelemetry, type Telemetry } from './telemetry';
+import { UrgentWork } from './urgent-work';
 import { readWatcherStatus } from './watch/state';
 import { Watcher, watchSettingsOf } from './watch/watcher';
 
@@ -62,7 +63,9 @@ export function createServices(config: Config): Services {
   const rejections = new Rejections(tables);
   const ops = new OpsStore(tables);
   const pseudonymizationKey = (): Promise<Buffer> => loadPseudonymizationKey(config, credential);
-  const ingestDeps = { config, outbox, rejections, telemetry, pseudonymizationKey };
+  // One per process: ingest's outbox writes wait for the submit runs' commits here.
+  const urgent = new UrgentWork();
+  const ingestDeps = { config, outbox, rejections, telemetry, pseudonymizationKey, urgent };
 
   const heartbeat = new HeartbeatService({
     bankId: config.bankId,
@@ -93,7 +96,7 @@ export function createServices(config: Config): Services {
     config,
     telemetry,
     ingest: (messages) => ingestMessages(ingestDeps, messages),
-    submit: (log) => runSubmit({ config, outbox, batches, chain, signer, telemetry, log }),
+    submit: (log) => runSubmit({ config, outbox, batches, chain, signer, telemetry, log, urgent }),
     watcher: new Watcher({ tables, chain, telemetry }, watchSettingsOf(config)),
     heartbeat,
     reader: new CreditRecordReader(tables, chain, config.chain.registryAddress),

@@ -6,6 +6,7 @@ import { parseCreditUpdate, type RejectionCode } from '../domain/validate';
 import { contentHash, type AcceptOutcome, type Outbox } from '../storage/outbox';
 import type { Rejections } from '../storage/rejections';
 import type { Telemetry } from '../telemetry';
+import type { UrgentWork } from '../urgent-work';
 import { INGEST_TELEMETRY } from './telemetry-names';
 
 /**
@@ -23,7 +24,12 @@ export interface IngestDeps {
   telemetry: Pick<Telemetry, 'metric' | 'event'>;
   /** Asked for only when a raw subject needs it: rejected and pseudonymous events never wait for Key Vault. */
   pseudonymizationKey: () => Promise<Buffer>;
+  /** Batches being committed in this process, which the outbox writes wait for (shared/urgent-work.ts). */
+  urgent?: Pick<UrgentWork, 'settled'>;
 }
+
+/** How long the outbox writes of a batch wait for commits in this process, at most. */
+const COMMIT_WAIT_LIMIT_MS = 2_000;
 
 export interface IngestMessage {
   body: Buffer;
@@ -74,6 +80,7 @@ export async function ingestMessages(deps: IngestDeps, messages: IngestMessage[]
   const firstOf = new Map<string, number>();
   for (const [k, row] of rows.entries()) if (!firstOf.has(row.eventId)) firstOf.set(row.eventId, k);
   const firsts = [...firstOf.values()];
+  await deps.urgent?.settled(COMMIT_WAIT_LIMIT_MS);
   const outcomes = await deps.outbox.acceptMany(firsts.map((k) => rows[k]!));
   const outcomeOf = new Map(firsts.map((k, j) => [k, outcomes[j]!]));
   let accepted = 0;

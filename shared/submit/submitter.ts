@@ -13,6 +13,7 @@ import {
 import type { Outbox, PendingRecord } from '../storage/outbox';
 import type { TransactionSigner } from '../keyvault/transaction-signer';
 import type { Telemetry } from '../telemetry';
+import type { UrgentWork } from '../urgent-work';
 import type { MinedTx } from '../chain/rpc-answers';
 import { broadcast, findReceipt } from './broadcast';
 import { SUBMIT_EVENTS, SUBMIT_METRICS } from './telemetry-names';
@@ -32,6 +33,8 @@ export interface SubmitDeps {
    * (the submitter keeps no state between runs; every run starts from the tables and the chain).
    */
   crashPoints?: { afterSign?(): void; afterWriteAhead?(): void; afterClaim?(): void; afterBroadcast?(): void };
+  /** Commits run as urgent work, which ingest in this process waits for (shared/urgent-work.ts). */
+  urgent?: Pick<UrgentWork, 'run'>;
 }
 
 export interface SubmitReport {
@@ -432,7 +435,7 @@ async function submitNew(run: Run, { gaps, live, next }: NoncePlan): Promise<voi
   // A batch takes what fits of the next batch-worth of records (sized by the newest batch); the rest stay pending.
   const upcoming = (): PendingRecord[] => pending.slice(taken, taken + perTx());
   for (const gap of gaps) {
-    const used = await commitBatch(run, await prepareBatch(run, gap.nonce, upcoming(), gap.row));
+    const used = await commitUrgently(run, await prepareBatch(run, gap.nonce, upcoming(), gap.row));
     if (used === undefined) return;
     taken += used;
     report.gapsFilled++;
@@ -483,7 +486,7 @@ async function submitNew(run: Run, { gaps, live, next }: NoncePlan): Promise<voi
     const [committed, batch] = await bothSettled(committing, prepareNext(i, nonce));
     if (committed === undefined || batch === undefined) return; // a signature not committed is never stored or sent
     claiming = new Set(batch.records.map((r) => r.eventId));
-    committing = commitBatch(run, batch);
+    committing = commitUrgently(run, batch);
   }
   await committing;
 }
@@ -572,6 +575,10 @@ async function prepareBatch(
   run.unminedGas += gasLimitOf(row, run.deps.config);
   return { row, rawTx, records, replacing };
 }
+
+/** commitBatch as urgent work: ingest in this process holds its outbox writes back meanwhile. */
+const commitUrgently = (run: Run, batch: Prepared): Promise<number | undefined> =>
+  run.deps.urgent ? run.deps.urgent.run(() => commitBatch(run, batch)) : commitBatch(run, batch);
 
 /**
  * Writes a signed batch's row ahead (a new row, or in place of a given-up one), claims its records, and

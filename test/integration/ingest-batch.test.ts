@@ -5,6 +5,7 @@ import { INGEST_TELEMETRY } from '../../shared/ingest/telemetry-names';
 import { Outbox } from '../../shared/storage/outbox';
 import { Rejections } from '../../shared/storage/rejections';
 import { TableStore } from '../../shared/storage/tables';
+import { UrgentWork } from '../../shared/urgent-work';
 import { creditUpdateEvent, TEST_CREDIT } from '../support/credit-update';
 
 /**
@@ -14,6 +15,7 @@ import { creditUpdateEvent, TEST_CREDIT } from '../support/credit-update';
 describe('ingest of a batch (Azurite)', () => {
   let azurite: Azurite;
   let deps: IngestDeps;
+  let outbox: Outbox;
   const metrics: [string, number][] = [];
 
   beforeAll(async () => {
@@ -22,7 +24,7 @@ describe('ingest of a batch (Azurite)', () => {
     const key = randomBytes(32);
     deps = {
       config: { bankId: 'BANK-A' },
-      outbox: new Outbox(tables),
+      outbox: (outbox = new Outbox(tables)),
       rejections: new Rejections(tables),
       telemetry: { metric: (name, value) => void metrics.push([name, value]), event: () => undefined },
       pseudonymizationKey: async () => key,
@@ -64,5 +66,28 @@ describe('ingest of a batch (Azurite)', () => {
       'conflict',
       'duplicate',
     ]);
+  });
+
+  it('holds its outbox writes while a batch is being committed in its process, and accepts after', async () => {
+    const urgent = new UrgentWork();
+    const events: string[] = [];
+    const watched: IngestDeps = {
+      ...deps,
+      urgent,
+      outbox: {
+        acceptMany: (rows) => {
+          events.push('outbox write');
+          return outbox.acceptMany(rows);
+        },
+      },
+    };
+    const commit = urgent.run(async () => {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      events.push('commit done');
+    });
+    const results = await ingestMessages(watched, [message(creditUpdateEvent(subject, { sequence: 9 }))]);
+    await commit;
+    expect(results.map((r) => r.outcome)).toEqual(['accepted']);
+    expect(events).toEqual(['commit done', 'outbox write']);
   });
 });

@@ -8,6 +8,7 @@ import type { TransactionSigner } from '../../shared/keyvault/transaction-signer
 import { recordsPerTransaction, runSubmit, type SubmitReport } from '../../shared/submit/submitter';
 import { acceptEvents, chainView, drain, expectExactlyOnce, openRows, testBed, type Bed } from './support/submit-bed';
 import { recordingTelemetry } from './support/read-path-fixtures';
+import { UrgentWork } from '../../shared/urgent-work';
 
 /** A bed whose blocks the test mines by hand: whether a transaction is deep enough is then up to the test. */
 async function manualBed(): Promise<Bed> {
@@ -46,6 +47,23 @@ describe('submitter on a 1 s block chain', () => {
       `1,000 events: ${view.txs.size} transactions, ${signatures} signatures (${(signatures / 1000).toFixed(4)} per record), ` +
         `${(Number(view.gasUsed) / 1000).toFixed(0)} gas per record, drained in ${seconds.toFixed(1)} s`
     );
+  });
+
+  it('commits each new batch (write-ahead, claim, broadcast) as urgent work, which ingest in its process waits for', async () => {
+    const ids = await acceptEvents(bed, 120);
+    const urgent = new UrgentWork();
+    let commits = 0;
+    const counting = {
+      run: <T>(work: () => Promise<T>): Promise<T> => {
+        commits++;
+        return urgent.run(work);
+      },
+    };
+    const report = await runSubmit(bed.deps({ urgent: counting }));
+    expect(report.newBatches).toBeGreaterThan(0);
+    expect(commits).toBe(report.newBatches);
+    await drain(bed, bed.deps());
+    expectExactlyOnce(await chainView(bed), ids);
   });
 
   it('never lets an older sequence overwrite a newer one', async () => {
